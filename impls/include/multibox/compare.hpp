@@ -1,0 +1,54 @@
+// Judges whether a candidate's outputs agree with the reference's under the rules of DESIGN.md section 6.
+// Used by the conformance properties, `multibox validate` and the golden checks, so all three speak the same verdicts.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "multibox/batch.hpp"
+#include "multibox/config.hpp"
+
+namespace multibox {
+
+// float32 logsumexp/softmax against a double-accumulating reference: a few ulps per term, summed over at most
+// a few hundred thousand terms with pairwise-ish error growth, stays well inside 1e-5 relative on the totals.
+inline constexpr double kLossRelTol = 1e-5;
+// Per-element gradients are single float32 expressions of softmax - onehot divided by N: 1e-5 relative, with an
+// absolute floor for elements that are near zero (where relative error is meaningless).
+inline constexpr double kGradRelTol = 1e-5;
+inline constexpr double kGradAbsTol = 1e-7;
+// Encoded targets go through logf and divisions in float32: a few ulps.
+inline constexpr double kTargetRelTol = 1e-5;
+inline constexpr double kTargetAbsTol = 1e-6;
+// Near-tie band for mined negatives: a candidate may pick a different negative only if the reference CE of
+// everything it picked is within this (relative to max(1, |CE|)) of the K_b-th largest reference CE.
+inline constexpr double kMiningTieRelEps = 1e-5;
+
+enum class Verdict { passed, failed, mistrusted };
+const char* to_string(Verdict v) noexcept;
+
+struct QuantityVerdict {
+  std::string quantity;  // "matches", "forced_prior", "positives", "mined", "loss.total", "grad_conf", ...
+  Verdict verdict = Verdict::passed;
+  size_t elements = 0;    // elements compared
+  size_t mismatches = 0;  // elements outside tolerance
+  double worst_error = 0; // largest error seen (relative where a tolerance is relative)
+  std::string detail;     // worst element named by image/prior/class, with both values; or why MISTRUSTED
+};
+
+struct AgreementReport {
+  std::vector<QuantityVerdict> quantities;
+  // failed if any failed; else mistrusted if any mistrusted; else passed.
+  Verdict overall() const noexcept;
+  // One line per quantity: "  PASSED      matches            279424 elements" ...
+  std::string to_string() const;
+};
+
+// Compares `candidate` with `reference` for everything `stage` produces. `gt`, `pred` and `config` are the inputs
+// both were computed from (needed to recompute reference cross-entropies for the near-tie rule).
+AgreementReport compare_outputs(const ProblemShape& shape, const Config& config, const GroundTruthView& gt,
+                                const PredictionView& pred, Stage stage, const BatchOutputs& reference,
+                                const BatchOutputs& candidate);
+
+}  // namespace multibox
