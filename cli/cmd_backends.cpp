@@ -1,18 +1,49 @@
+// `multibox backends`: every registered backend with its availability (or the reason it cannot run here), and
+// which one a tool picks by default.
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
 #include <fmt/format.h>
 
 #include "commands.hpp"
 #include "multibox/registry.hpp"
+
+#ifndef MULTIBOX_HAVE_CUDA
+#define MULTIBOX_HAVE_CUDA 0
+#endif
+#ifndef MULTIBOX_CUDA_REASON
+#define MULTIBOX_CUDA_REASON "unknown (built without the CUDA configure step)"
+#endif
 
 namespace multibox::cli {
 
 void add_backends_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("backends", "List every registered backend and whether it can run here");
   cmd->callback([] {
+    fmt::print("{:<10} {:<12} {}\n", "backend", "status", "description, or why it cannot run here");
     for (const Backend* b : all_backends()) {
       const Status s = b->available();
       fmt::print("{:<10} {:<12} {}\n", b->name(), s.ok() ? "available" : "unavailable",
                  s.ok() ? std::string(b->description()) : s.message());
     }
+    // Until a CUDA backend is registered, say what the build found rather than leave the question open.
+    if (find_backend("cuda") == nullptr) {
+      const std::string toolkit = MULTIBOX_HAVE_CUDA ? std::string("CUDA toolkit found at configure time")
+                                                     : std::string(MULTIBOX_CUDA_REASON);
+      fmt::print("{:<10} {:<12} not implemented yet ({})\n", "cuda", "absent", toolkit);
+    }
+
+    const char* forced = std::getenv(kBackendEnvVar);
+    auto chosen = select_backend("");
+    if (!chosen) {
+      std::cerr << "multibox backends: " << chosen.status().message() << '\n';
+      throw CLI::RuntimeError(1);
+    }
+    fmt::print("\ndefault: {}{}\n", (*chosen)->name(),
+               forced != nullptr && *forced != '\0' ? fmt::format(" (forced by {}={})", kBackendEnvVar, forced)
+                                                    : fmt::format(" (override with {}=NAME or --backend NAME)",
+                                                                  kBackendEnvVar));
   });
 }
 
