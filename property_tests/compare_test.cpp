@@ -1,0 +1,239 @@
+// Tests of the agreement comparator itself (benchdnn self/compare.cpp style): a judge that cannot say FAILED or
+// MISTRUSTED would let every backend through, so each verdict is provoked on purpose here.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "multibox/compare.hpp"
+#include "multibox/multibox.hpp"
+
+namespace multibox {
+namespace {
+
+// One image on a 4x4 grid of 0.3-wide priors (neighbours overlap by IoU ~0.09, so only the prior equal to the
+// ground truth is positive), three classes, and logits chosen so the negatives' cross-entropies are known:
+// row (0, x, 0) of a negative has CE = log(2 + e^x).
+struct Fixture {
+  ProblemShape shape{1, 16, 3, 4};
+  Config config;
+  std::vector<float> priors;
+  BatchData data;
+  BatchOutputs reference;
+
+  explicit Fixture(bool with_ground_truth = true) {
+    priors = grid_priors(4, 4, {0.3f}, {1.0f}).value();
+    if (with_ground_truth) {
+      const float* p = &priors[5 * 4];  // ground truth equal to prior 5
+      data.gt_boxes = {p[0] - p[2] / 2, p[1] - p[3] / 2, p[0] + p[2] / 2, p[1] + p[3] / 2};
+      data.gt_labels = {2};
+      data.gt_offsets = {0, 1};
+    } else {
+      data.gt_offsets = {0, 0};
+    }
+    data.conf.assign(16 * 3, 0.0f);
+    data.loc.assign(16 * 4, 0.0f);
+    set_x(0, 5.0f);
+    set_x(1, 4.0f);
+    set_x(2, 3.0f);
+    set_x(3, 3.000001f);  // CE above prior 2's by ~1e-6 relative: a near-tie
+    for (int p = 0; p < 16; ++p) data.loc[p * 4] = 0.1f * static_cast<float>(p % 5) - 0.2f;
+    reference = run(data);
+  }
+
+  void set_x(int prior, float x) { data.conf[prior * 3 + 1] = x; }
+
+  BatchOutputs run(const BatchData& d) const {
+    auto plan = reference_backend().prepare(shape, priors, config);
+    EXPECT_TRUE(plan.ok()) << plan.status().to_string();
+    BatchOutputs out(shape, static_cast<int>(d.gt_labels.size()));
+    const Status s = (*plan)->run(d.ground_truths(), d.predictions(), Stage::backward, out.view());
+    EXPECT_TRUE(s.ok()) << s.to_string();
+    return out;
+  }
+
+  AgreementReport compare(const BatchOutputs& candidate) const {
+    return compare_outputs(shape, config, data.ground_truths(), data.predictions(), Stage::backward, reference,
+                           candidate);
+  }
+};
+
+// By value: callers pass temporaries straight from compare().
+QuantityVerdict find(const AgreementReport& report, const std::string& quantity) {
+  for (const QuantityVerdict& q : report.quantities)
+    if (q.quantity == quantity) return q;
+  ADD_FAILURE() << "no quantity '" << quantity << "' in report:\n" << report.to_string();
+  return {};
+}
+
+TEST(Compare, FixtureHasWhatTheTestsAssume) {
+  Fixture f;
+  ASSERT_EQ(f.reference.positives[0], 1);
+  ASSERT_EQ(f.reference.matches[5], 0);
+  ASSERT_EQ(f.reference.mined_negatives[0], 3);
+  EXPECT_EQ(f.reference.mined[0], 1);
+  EXPECT_EQ(f.reference.mined[1], 1);
+  EXPECT_EQ(f.reference.mined[3], 1);  // the near-tie partner with the slightly larger CE wins
+  EXPECT_EQ(f.reference.mined[2], 0);
+}
+
+TEST(Compare, IdenticalOutputsPass) {
+  Fixture f;
+  const AgreementReport report = f.compare(f.reference);
+  EXPECT_EQ(report.overall(), Verdict::passed) << report.to_string();
+  EXPECT_NE(report.to_string().find("PASSED"), std::string::npos);
+}
+
+TEST(Compare, DifferencesWithinTolerancePass) {
+  Fixture f;
+  BatchOutputs c = f.reference;
+  for (float& g : c.grad_conf) g *= 1.0f + 2e-6f;
+  for (float& g : c.grad_loc) g = std::nextafter(g, 1.0f);
+  for (float& t : c.targets) t = std::nextafter(t, -1.0f);
+  c.loss.total *= 1 + 3e-6;
+  c.loss.conf_sum *= 1 - 3e-6;
+  const AgreementReport report = f.compare(c);
+  EXPECT_EQ(report.overall(), Verdict::passed) << report.to_string();
+}
+
+TEST(Compare, GradientOutsideToleranceFailsAndNamesTheElement) {
+  Fixture f;
+  BatchOutputs c = f.reference;
+  const size_t i = (5 * 3) + 2;  // image 0, prior 5, class 2 (the positive's label)
+  ASSERT_NE(c.grad_conf[i], 0.0f);
+  c.grad_conf[i] *= 1.001f;
+  const AgreementReport report = f.compare(c);
+  EXPECT_EQ(report.overall(), Verdict::failed);
+  const QuantityVerdict q = find(report, "grad_conf");
+  EXPECT_EQ(q.verdict, Verdict::failed);
+  EXPECT_EQ(q.mismatches, 1u);
+  EXPECT_NE(q.detail.find("image 0, prior 5, class 2"), std::string::npos) << q.detail;
+  EXPECT_NEAR(q.worst_error, 1e-3, 1e-5);
+}
+
+TEST(Compare, LossOutsideToleranceFails) {
+  Fixture f;
+  BatchOutputs c = f.reference;
+  c.loss.loc *= 1 + 1e-4;
+  const AgreementReport report = f.compare(c);
+  EXPECT_EQ(find(report, "loss.loc").verdict, Verdict::failed);
+  EXPECT_EQ(find(report, "loss.total").verdict, Verdict::passed);
+  EXPECT_EQ(report.overall(), Verdict::failed);
+}
+
+TEST(Compare, NaNInCandidateFails) {
+  Fixture f;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  {
+    BatchOutputs c = f.reference;
+    c.grad_loc[7 * 4 + 1] = nan;  // a non-positive: the reference has 0 there
+    const QuantityVerdict q = find(f.compare(c), "grad_loc");
+    EXPECT_EQ(q.verdict, Verdict::failed);
+    EXPECT_NE(q.detail.find("image 0, prior 7, coord 1"), std::string::npos) << q.detail;
+  }
+  {
+    BatchOutputs c = f.reference;
+    c.loss.total = std::numeric_limits<double>::quiet_NaN();
+    EXPECT_EQ(find(f.compare(c), "loss.total").verdict, Verdict::failed);
+  }
+  {
+    BatchOutputs c = f.reference;
+    c.targets[5 * 4 + 3] = nan;
+    EXPECT_EQ(find(f.compare(c), "targets").verdict, Verdict::failed);
+  }
+}
+
+TEST(Compare, MatchMismatchFailsExactly) {
+  Fixture f;
+  BatchOutputs c = f.reference;
+  c.matches[9] = kIgnored;
+  const QuantityVerdict q = find(f.compare(c), "matches");
+  EXPECT_EQ(q.verdict, Verdict::failed);
+  EXPECT_NE(q.detail.find("image 0, prior 9: reference -1, candidate -2"), std::string::npos) << q.detail;
+
+  BatchOutputs d = f.reference;
+  d.mined_negatives[0] = 4;
+  EXPECT_EQ(find(f.compare(d), "mined_negatives").verdict, Verdict::failed);
+  BatchOutputs e = f.reference;
+  e.forced_prior[0] = 6;
+  const QuantityVerdict fq = find(f.compare(e), "forced_prior");
+  EXPECT_EQ(fq.verdict, Verdict::failed);
+  EXPECT_NE(fq.detail.find("image 0, ground truth 0"), std::string::npos) << fq.detail;
+}
+
+TEST(Compare, SizeMismatchFails) {
+  Fixture f;
+  BatchOutputs c = f.reference;
+  c.grad_conf.pop_back();
+  EXPECT_EQ(find(f.compare(c), "grad_conf").verdict, Verdict::failed);
+}
+
+TEST(Compare, NearTieSwapInMinedSetIsAccepted) {
+  Fixture f;
+  BatchOutputs c = f.reference;
+  c.mined[3] = 0;  // drop the reference's pick ...
+  c.mined[2] = 1;  // ... for its near-tie partner (CE within ~1e-6 relative)
+  const AgreementReport report = f.compare(c);
+  const QuantityVerdict q = find(report, "mined");
+  EXPECT_EQ(q.verdict, Verdict::passed) << q.detail;
+  EXPECT_NE(q.detail.find("near-tie"), std::string::npos) << q.detail;
+  EXPECT_GT(q.worst_error, 0.0);
+  EXPECT_LE(q.worst_error, kMiningTieRelEps);
+  EXPECT_EQ(report.overall(), Verdict::passed) << report.to_string();
+}
+
+TEST(Compare, NonTieSwapInMinedSetIsRejected) {
+  Fixture f;
+  BatchOutputs c = f.reference;
+  c.mined[3] = 0;
+  c.mined[10] = 1;  // CE log(3) ~ 1.1, far below the K_b-th largest (~3.1)
+  const QuantityVerdict q = find(f.compare(c), "mined");
+  EXPECT_EQ(q.verdict, Verdict::failed);
+  EXPECT_NE(q.detail.find("image 0, prior 10"), std::string::npos) << q.detail;
+}
+
+TEST(Compare, DroppingAClearlyHarderNegativeIsRejected) {
+  // Equal counts and an added near-tie prior do not excuse dropping prior 0, whose CE (~5) is far above the cut.
+  Fixture f;
+  BatchOutputs c = f.reference;
+  c.mined[0] = 0;
+  c.mined[2] = 1;
+  const QuantityVerdict q = find(f.compare(c), "mined");
+  EXPECT_EQ(q.verdict, Verdict::failed);
+  EXPECT_NE(q.detail.find("dropped"), std::string::npos) << q.detail;
+}
+
+TEST(Compare, SelectingAPositiveIsRejected) {
+  Fixture f;
+  BatchOutputs c = f.reference;
+  c.mined[3] = 0;
+  c.mined[5] = 1;
+  const QuantityVerdict q = find(f.compare(c), "mined");
+  EXPECT_EQ(q.verdict, Verdict::failed);
+  EXPECT_NE(q.detail.find("positive"), std::string::npos) << q.detail;
+}
+
+TEST(Compare, NoPositivesInTheBatchIsMistrusted) {
+  Fixture f(/*with_ground_truth=*/false);
+  ASSERT_EQ(f.reference.positives[0], 0);
+  const AgreementReport report = f.compare(f.reference);
+  EXPECT_EQ(report.overall(), Verdict::mistrusted) << report.to_string();
+  EXPECT_EQ(find(report, "loss.total").verdict, Verdict::mistrusted);
+  EXPECT_EQ(find(report, "grad_conf").verdict, Verdict::mistrusted);
+  EXPECT_NE(report.to_string().find("MISTRUSTED"), std::string::npos);
+}
+
+TEST(Compare, FailureBeatsMistrust) {
+  // Without positives a candidate that still reports a loss is wrong, not merely unproven.
+  Fixture f(/*with_ground_truth=*/false);
+  BatchOutputs c = f.reference;
+  c.loss.total = 0.5;
+  c.grad_conf[0] = 0.25f;
+  const AgreementReport report = f.compare(c);
+  EXPECT_EQ(report.overall(), Verdict::failed) << report.to_string();
+  EXPECT_EQ(find(report, "grad_conf").verdict, Verdict::failed);
+}
+
+}  // namespace
+}  // namespace multibox
