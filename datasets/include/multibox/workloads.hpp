@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,7 +57,34 @@ struct WorkloadOptions {
   uint64_t seed = 0;       // 0: the workload's own seed
   int batch = 0;           // 0: the workload's own batch size
   std::string coco_path;   // empty: MULTIBOX_COCO_JSON, else the shared COCO128 file
+  bool predictions = true; // false: leave conf and loc empty (statistics and matching need only the boxes)
+  bool keep_crowd = false; // COCO workloads: keep iscrowd boxes
 };
+
+// Where the "coco128" workload looks for its annotations, in order: options.coco_path, $MULTIBOX_COCO_JSON,
+// MULTIBOX_SHARED_DATASETS/coco128/instances_train2017.json (set at configure time). Empty entries are skipped.
+inline constexpr const char* kCocoEnvVar = "MULTIBOX_COCO_JSON";
+std::vector<std::string> coco_search_paths(const WorkloadOptions& options = {});
+// The first of coco_search_paths() that exists, or an io_error naming every path tried.
+Result<std::string> find_coco_json(const WorkloadOptions& options = {});
+
+// Statistics of a workload's ground truths, for `multibox datasets` and reports.
+struct WorkloadStats {
+  int images = 0;
+  int priors = 0;
+  int classes = 0;
+  int64_t boxes = 0;
+  int boxes_min = 0;     // per image
+  double boxes_median = 0;
+  int boxes_max = 0;
+  int empty_images = 0;
+};
+WorkloadStats workload_stats(const Workload& workload);
+
+// Draws conf and loc for ground truths already in `data` (see LogitModel). Used by the synthetic and the COCO
+// workloads; exposed so tests and tools can re-draw predictions for boxes from elsewhere.
+Status fill_predictions(BatchData& data, std::span<const float> priors, int num_classes, LogitModel model,
+                        uint64_t seed, const Config& config = {});
 
 Result<Workload> make_workload(std::string_view name, const WorkloadOptions& options = {});
 Result<Workload> make_synthetic(const SyntheticSpec& spec, std::string name = "synthetic");
