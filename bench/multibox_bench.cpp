@@ -1,0 +1,353 @@
+// Google Benchmark suite of issue 5: every registered backend x every case x stage (x thread count), with
+// throughput counters and a roofline ratio against a STREAM copy measured at start-up in this same process.
+//
+//   multibox_bench [Google Benchmark flags] [--multibox_stream_threads=2] [--multibox_stream_mib=128]
+//   multibox_bench --multibox_dump_inputs=DIR [--multibox_dump_cases=ssd300-coco-c81,...]
+//   multibox_bench --multibox_list_cases
+//
+// Benchmark names are BACKEND/GROUP/CASE/STAGE/tTHREADS, e.g. simd/headline/ssd300-coco-c81/backward/t2, so a
+// --benchmark_filter can pick a backend, a group or a stage. The exit status is non-zero when a backend that
+// reports itself available fails to prepare or run a case (unavailable backends are recorded as skipped).
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cases.hpp"
+#include "multibox/multibox.hpp"
+#include "multibox/npy.hpp"
+#include "stream.hpp"
+
+namespace multibox::bench {
+namespace {
+
+struct Flags {
+  int stream_threads = 2;
+  int stream_mib = 128;  // per array; the three arrays together are 3x this, far beyond any current LLC
+  std::string dump_dir;
+  std::vector<std::string> dump_cases;
+  bool list_cases = false;
+};
+
+// Set when a backend that reports itself available fails: the suite must not look green in that case.
+bool g_run_failed = false;
+
+// One case's workload, outputs and plans, kept while consecutive benchmarks use the same case (registration
+// order groups them) so inputs are generated and plans prepared once, outside every timed loop.
+struct LoadedCase {
+  const BenchCase* spec = nullptr;
+  Status error;
+  Workload workload;
+  std::unique_ptr<BatchOutputs> outputs;
+  std::map<std::string, std::unique_ptr<Plan>> plans;  // by "backend/tN"
+  std::map<std::string, bool> warmed;                  // by "backend/tN/stage"
+};
+
+LoadedCase& load_case(const BenchCase& c) {
+  static LoadedCase slot;
+  if (slot.spec == &c) return slot;
+  slot = LoadedCase{};
+  slot.spec = &c;
+  Result<Workload> w = make_case_workload(c);
+  if (!w) {
+    slot.error = w.status();
+    return slot;
+  }
+  slot.workload = std::move(w.value());
+  slot.outputs = std::make_unique<BatchOutputs>(slot.workload.shape, slot.workload.data.ground_truths().total());
+  return slot;
+}
+
+void fail(benchmark::State& state, const std::string& what, const Status& status) {
+  g_run_failed = true;
+  const std::string message = what + ": " + status.to_string();
+  std::fprintf(stderr, "multibox_bench: %s\n", message.c_str());
+  state.SkipWithError(message.c_str());
+}
+
+void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& backend, Stage stage, int threads,
+                   double copy_bytes_per_second) {
+  if (Status s = backend.available(); !s) {
+    state.SkipWithError(("skipped, backend unavailable: " + s.message()).c_str());
+    return;
+  }
+  LoadedCase& loaded = load_case(c);
+  if (!loaded.error.ok()) return fail(state, "workload " + c.name, loaded.error);
+  const Workload& w = loaded.workload;
+
+  const std::string plan_key = fmt::format("{}/t{}", backend.name(), threads);
+  std::unique_ptr<Plan>& plan = loaded.plans[plan_key];
+  if (!plan) {
+    PlanOptions options;
+    options.num_threads = threads;
+    options.check_prediction_values = false;  // make_case_workload checked every value once
+    Result<std::unique_ptr<Plan>> prepared = backend.prepare(w.shape, w.priors, w.config, options);
+    if (!prepared) return fail(state, fmt::format("{} prepare for {}", backend.name(), c.name), prepared.status());
+    plan = std::move(prepared.value());
+  }
+
+  const GroundTruthView gt = w.data.ground_truths();
+  const PredictionView pred = w.data.predictions();
+  const OutputView out = loaded.outputs->view();
+  // One untimed run per (plan, stage): faults in the output pages and checks the run succeeds at all.
+  bool& warmed = loaded.warmed[plan_key + "/" + to_string(stage)];
+  if (!warmed) {
+    if (Status s = plan->run(gt, pred, stage, out); !s)
+      return fail(state, fmt::format("{} run of {} ({})", backend.name(), c.name, to_string(stage)), s);
+    warmed = true;
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    Status s = plan->run(gt, pred, stage, out);
+    if (!s.ok()) [[unlikely]] {
+      fail(state, fmt::format("{} run of {} ({})", backend.name(), c.name, to_string(stage)), s);
+      break;
+    }
+    benchmark::ClobberMemory();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  using benchmark::Counter;
+  const ProblemShape& shape = w.shape;
+  const int total_gts = gt.total();
+  const double bytes = stage_bytes(shape, total_gts, stage);
+  state.SetBytesProcessed(static_cast<int64_t>(bytes * static_cast<double>(state.iterations())));
+  state.counters["bytes"] = bytes;
+  state.counters["priors/s"] = Counter(static_cast<double>(shape.batch) * shape.num_priors, Counter::kIsIterationInvariantRate);
+  state.counters["images/s"] = Counter(shape.batch, Counter::kIsIterationInvariantRate);
+  if (stage == Stage::match) {
+    state.counters["pairs/s"] = Counter(static_cast<double>(total_gts) * shape.num_priors, Counter::kIsIterationInvariantRate);
+  } else {
+    // Wall time per iteration over the memory floor (bytes / STREAM copy bandwidth): 1.0 would be bandwidth bound.
+    // Timed here rather than derived from Google Benchmark's figure so the console shows a plain ratio.
+    const double iterations = std::max<double>(1, static_cast<double>(state.iterations()));
+    state.counters["roofline"] = seconds / iterations / (bytes / copy_bytes_per_second);
+    state.counters["loss"] = loaded.outputs->loss.total;
+    state.counters["N"] = static_cast<double>(loaded.outputs->loss.num_positives);
+  }
+  state.SetLabel(fmt::format("B={} P={} C={} G={} {}", shape.batch, shape.num_priors, shape.num_classes, total_gts,
+                             to_string(w.config.forced_match)));
+}
+
+void register_benchmarks(double copy_bytes_per_second) {
+  for (const BenchCase& c : bench_cases()) {
+    for (const Backend* backend : all_backends()) {
+      const bool is_reference = backend == &reference_backend();
+      if (is_reference && !c.with_reference) continue;
+      // The reference is single-threaded by design: one entry, named t1.
+      const std::vector<int> threads = is_reference ? std::vector<int>{1} : c.threads;
+      for (Stage stage : c.stages) {
+        for (int t : threads) {
+          const std::string name = fmt::format("{}/{}/{}/{}/t{}", backend->name(), c.group, c.name, to_string(stage), t);
+          benchmark::RegisterBenchmark(name.c_str(),
+                                       [&c, backend, stage, t, copy_bytes_per_second](benchmark::State& state) {
+                                         run_benchmark(state, c, *backend, stage, t, copy_bytes_per_second);
+                                       })
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();  // threaded backends: CPU time of the calling thread would under-count
+        }
+      }
+    }
+  }
+}
+
+// --- input dump for the torchvision peer timing -------------------------------------------------------------
+
+template <class T>
+Status write_array(const std::filesystem::path& path, const std::vector<T>& values, std::vector<int64_t> shape) {
+  return npy::write(path, npy::DTypeOf<T>::value, shape, values.data(), values.size());
+}
+
+nlohmann::json loss_json(const LossTerms& loss) {
+  return {{"total", loss.total}, {"conf", loss.conf}, {"loc", loss.loc}, {"num_positives", loss.num_positives}};
+}
+
+// The reference loss in both forced-match modes, so the peer script can check that it read the same inputs
+// (torchvision implements argmax mode, DESIGN.md section 7).
+Result<nlohmann::json> reference_losses(const Workload& w) {
+  nlohmann::json j;
+  for (ForcedMatch mode : {ForcedMatch::argmax, ForcedMatch::bipartite}) {
+    Config config = w.config;
+    config.forced_match = mode;
+    Result<std::unique_ptr<Plan>> plan = reference_backend().prepare(w.shape, w.priors, config);
+    if (!plan) return plan.status();
+    BatchOutputs out(w.shape, w.data.ground_truths().total());
+    if (Status s = plan.value()->run(w.data.ground_truths(), w.data.predictions(), Stage::forward, out.view()); !s)
+      return s;
+    int conflicts = 0;  // GTs left without a forced prior: where argmax mode and torchvision part ways
+    for (int32_t p : out.forced_prior) conflicts += p < 0;
+    j[to_string(mode)] = loss_json(out.loss);
+    j[to_string(mode)]["ground_truths_without_forced_prior"] = conflicts;
+  }
+  return j;
+}
+
+Status dump_case(const BenchCase& c, const std::filesystem::path& dir) {
+  Result<Workload> loaded = make_case_workload(c);
+  if (!loaded) return loaded.status();
+  const Workload& w = loaded.value();
+  std::filesystem::create_directories(dir);
+  const BatchData& d = w.data;
+  const int64_t B = w.shape.batch, P = w.shape.num_priors, C = w.shape.num_classes;
+  const int64_t G = d.ground_truths().total();
+  for (Status s : {write_array(dir / "priors.npy", w.priors, {P, 4}),  // centre-size (cx, cy, w, h)
+                   write_array(dir / "gt_boxes.npy", d.gt_boxes, {G, 4}),  // corners (xmin, ymin, xmax, ymax)
+                   write_array(dir / "gt_labels.npy", d.gt_labels, {G}),
+                   write_array(dir / "gt_offsets.npy", d.gt_offsets, {B + 1}),
+                   write_array(dir / "conf.npy", d.conf, {B, P, C}), write_array(dir / "loc.npy", d.loc, {B, P, 4})})
+    if (!s) return s;
+  Result<nlohmann::json> reference = reference_losses(w);
+  if (!reference) return reference.status();
+
+  nlohmann::json header = {
+      {"format", "multibox-bench-inputs/1: .npy arrays beside this file (priors, gt_boxes, gt_labels, gt_offsets, conf, loc)"},
+      {"case", c.name},
+      {"group", c.group},
+      {"workload", w.name},
+      {"description", w.description},
+      {"prior_set", w.prior_set},
+      {"shape", {{"batch", B}, {"num_priors", P}, {"num_classes", C}, {"total_ground_truths", G}}},
+      {"config",
+       {{"describe", w.config.describe()},
+        {"forced_match", to_string(w.config.forced_match)},
+        {"pos_threshold", w.config.pos_threshold},
+        {"neg_threshold", w.config.negative_threshold()},
+        {"variance_xy", w.config.variance_xy},
+        {"variance_wh", w.config.variance_wh},
+        {"neg_pos_ratio", w.config.neg_pos_ratio},
+        {"alpha", w.config.alpha},
+        {"smooth_l1_beta", w.config.smooth_l1_beta}}},
+      {"reference_loss", reference.value()},
+  };
+  std::ofstream f(dir / "case.json");
+  f << header.dump(2) << '\n';
+  if (!f) return Status(ErrorCode::io_error, "cannot write " + (dir / "case.json").string());
+  return {};
+}
+
+int dump_inputs(const Flags& flags) {
+  std::vector<const BenchCase*> cases;
+  if (flags.dump_cases.empty()) {
+    for (const BenchCase& c : bench_cases())
+      if (c.group == "headline") cases.push_back(&c);
+  } else {
+    for (const std::string& name : flags.dump_cases) {
+      const BenchCase* c = find_case(name);
+      if (c == nullptr) {
+        std::fprintf(stderr, "multibox_bench: unknown case '%s' in --multibox_dump_cases (see --multibox_list_cases)\n",
+                     name.c_str());
+        return 2;
+      }
+      cases.push_back(c);
+    }
+  }
+  for (const BenchCase* c : cases) {
+    const std::filesystem::path dir = std::filesystem::path(flags.dump_dir) / c->name;
+    if (Status s = dump_case(*c, dir); !s) {
+      std::fprintf(stderr, "multibox_bench: dumping case %s: %s\n", c->name.c_str(), s.to_string().c_str());
+      return 1;
+    }
+    std::printf("wrote %s\n", (dir / "case.json").c_str());
+  }
+  return 0;
+}
+
+// --- flags --------------------------------------------------------------------------------------------------
+
+bool take_flag(std::string_view arg, std::string_view name, std::string& value) {
+  if (!arg.starts_with(name) || arg.size() <= name.size() || arg[name.size()] != '=') return false;
+  value = std::string(arg.substr(name.size() + 1));
+  return true;
+}
+
+bool parse_positive(const std::string& text, const char* flag, int& out) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (end == text.c_str() || *end != '\0' || v <= 0 || v > 1 << 20) {
+    std::fprintf(stderr, "multibox_bench: %s must be a positive integer, got '%s'\n", flag, text.c_str());
+    return false;
+  }
+  out = static_cast<int>(v);
+  return true;
+}
+
+// Removes the --multibox_* flags from argv (Google Benchmark rejects flags it does not know).
+bool parse_flags(int& argc, char** argv, Flags& flags) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    std::string value;
+    if (take_flag(arg, "--multibox_stream_threads", value)) {
+      if (!parse_positive(value, "--multibox_stream_threads", flags.stream_threads)) return false;
+    } else if (take_flag(arg, "--multibox_stream_mib", value)) {
+      if (!parse_positive(value, "--multibox_stream_mib", flags.stream_mib)) return false;
+    } else if (take_flag(arg, "--multibox_dump_inputs", value)) {
+      flags.dump_dir = value;
+    } else if (take_flag(arg, "--multibox_dump_cases", value)) {
+      std::stringstream list(value);
+      for (std::string name; std::getline(list, name, ',');)
+        if (!name.empty()) flags.dump_cases.push_back(name);
+    } else if (arg == "--multibox_list_cases") {
+      flags.list_cases = true;
+    } else if (arg.starts_with("--multibox_")) {
+      std::fprintf(stderr, "multibox_bench: unknown flag '%s'\n", argv[i]);
+      return false;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  return true;
+}
+
+}  // namespace
+}  // namespace multibox::bench
+
+int main(int argc, char** argv) {
+  using namespace multibox;
+  using namespace multibox::bench;
+  Flags flags;
+  if (!parse_flags(argc, argv, flags)) return 2;
+  if (flags.list_cases) {
+    for (const BenchCase& c : bench_cases()) std::printf("%-14s %s\n", c.group.c_str(), c.name.c_str());
+    return 0;
+  }
+  if (!flags.dump_dir.empty()) return dump_inputs(flags);
+
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+
+  const StreamResult stream =
+      measure_stream(flags.stream_threads, static_cast<size_t>(flags.stream_mib) << 20, /*trials=*/10);
+  benchmark::AddCustomContext("stream_copy_GBps", fmt::format("{:.2f}", stream.copy_gb_per_s));
+  benchmark::AddCustomContext("stream_triad_GBps", fmt::format("{:.2f}", stream.triad_gb_per_s));
+  benchmark::AddCustomContext("stream_threads", std::to_string(stream.threads));
+  benchmark::AddCustomContext("stream_array_MiB", std::to_string(stream.array_bytes >> 20));
+  std::string backends;
+  for (const Backend* b : all_backends()) {
+    const Status s = b->available();
+    backends += fmt::format("{}{}={}", backends.empty() ? "" : "; ", b->name(), s.ok() ? "available" : s.message());
+  }
+  benchmark::AddCustomContext("multibox_backends", backends);
+  std::fprintf(stderr, "STREAM (%d threads, 3 x %zu MiB): copy %.1f GB/s, triad %.1f GB/s\n", stream.threads,
+               stream.array_bytes >> 20, stream.copy_gb_per_s, stream.triad_gb_per_s);
+
+  register_benchmarks(stream.copy_gb_per_s * 1e9);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return g_run_failed ? 1 : 0;
+}
