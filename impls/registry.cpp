@@ -6,13 +6,15 @@
 #include <string>
 
 #include "naive/naive_backend.hpp"
+#include "simd/simd_backend.hpp"
 
 namespace multibox {
 namespace {
 
 const auto& registry() {
-  static const std::array<const Backend*, 1> list = {
+  static const std::array<const Backend*, 2> list = {
       &naive::backend(),  // the reference: keep it first
+      &simd::backend(),
   };
   return list;
 }

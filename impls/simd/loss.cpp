@@ -1,0 +1,235 @@
+// Highway rather than Eigen for the row kernels: the accuracy the comparator asks of confident rows (softmax - 1
+// near 0) needs the exp-sum without the max element's exact 1, i.e. a masked sum, and a NaN scan fused into the
+// same loads. Eigen 3.4 has no vectorised select and does not vectorise a float->double cast inside a reduction:
+// measured on 32 x 8732 rows of 81 logits (thread CPU time, this machine), Eigen's float logsumexp took 12.6 ms,
+// Eigen with a double sum 85-91 ms, Highway with the masked sum and the NaN scan 12.9 ms (7.5 vs 10.5 ms at C=21).
+#include "simd/loss.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <hwy/highway.h>
+#include <hwy/cache_control.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include "core/math.hpp"
+#include "multibox/batch.hpp"
+
+namespace multibox::simd {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Rows are processed in small groups, one kernel at a time across the group, so the latency chains of one row's
+// reductions overlap with the next row's loads instead of serialising.
+constexpr int kRowGroup = 8;
+
+// Row maximum. With kCheck, also flags a non-finite value: x * 0 is NaN exactly when x is NaN or +-Inf.
+template <bool kCheck>
+HWY_INLINE float row_max(const float* x, size_t C, bool& non_finite) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF zero = hn::Zero(d), lowest = hn::Set(d, -HUGE_VALF);
+  VF mx = lowest, nan_probe = zero;
+  size_t i = 0;
+  for (; i + N <= C; i += N) {
+    const VF v = hn::LoadU(d, x + i);
+    mx = hn::Max(mx, v);
+    if constexpr (kCheck) nan_probe = hn::Add(nan_probe, hn::Mul(v, zero));
+  }
+  if (i < C) {
+    const auto valid = hn::FirstN(d, C - i);
+    const VF v = hn::MaskedLoad(valid, d, x + i);
+    mx = hn::Max(mx, hn::IfThenElse(valid, v, lowest));
+    if constexpr (kCheck) nan_probe = hn::Add(nan_probe, hn::Mul(v, zero));
+  }
+  if constexpr (kCheck) non_finite |= !(hn::GetLane(hn::SumOfLanes(d, nan_probe)) == 0.0f);
+  return hn::GetLane(hn::MaxOfLanes(d, mx));
+}
+
+// sum(exp(x - max)) - 1. The max element's term (exactly 1) is left out of the sum and added back as a count, so
+// the result keeps full relative precision on confident rows, where it is tiny and log1p(rest) is the whole CE.
+HWY_INLINE float row_rest(const float* x, size_t C, float max) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF vmax = hn::Set(d, max), zero = hn::Zero(d), one = hn::Set(d, 1.0f);
+  VF sum = zero, ties = zero;
+  size_t i = 0;
+  for (; i + N <= C; i += N) {
+    const VF t = hn::Sub(hn::LoadU(d, x + i), vmax);
+    const auto top = hn::Eq(t, zero);
+    sum = hn::Add(sum, hn::IfThenZeroElse(top, hn::Exp(d, t)));
+    ties = hn::Add(ties, hn::IfThenElseZero(top, one));
+  }
+  if (i < C) {
+    const auto valid = hn::FirstN(d, C - i);
+    const VF t = hn::Sub(hn::MaskedLoad(valid, d, x + i), vmax);
+    const auto top = hn::And(valid, hn::Eq(t, zero));
+    sum = hn::Add(sum, hn::IfThenElseZero(hn::AndNot(top, valid), hn::Exp(d, t)));
+    ties = hn::Add(ties, hn::IfThenElseZero(top, one));
+  }
+  return hn::GetLane(hn::SumOfLanes(d, sum)) + (hn::GetLane(hn::SumOfLanes(d, ties)) - 1.0f);
+}
+
+// out[c] = softmax(x)[c] * scale = exp((x[c] - max) - log_sum) * scale.
+HWY_INLINE void softmax_row(const float* x, size_t C, float max, float log_sum, float scale, float* out) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF vmax = hn::Set(d, max), vls = hn::Set(d, log_sum), vscale = hn::Set(d, scale);
+  size_t i = 0;
+  for (; i + N <= C; i += N)
+    hn::StoreU(hn::Mul(hn::Exp(d, hn::Sub(hn::Sub(hn::LoadU(d, x + i), vmax), vls)), vscale), d, out + i);
+  if (i < C) {
+    const auto valid = hn::FirstN(d, C - i);
+    const VF t = hn::Sub(hn::Sub(hn::MaskedLoad(valid, d, x + i), vmax), vls);
+    hn::BlendedStore(hn::Mul(hn::Exp(d, t), vscale), valid, d, out + i);
+  }
+}
+
+// Zeroes out[0, n) with non-temporal stores for the aligned middle: the gradient is written once and not read
+// back by us, so streaming it past the cache saves the read-for-ownership of every line.
+void stream_zero(float* out, size_t n) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const size_t align = N * sizeof(float);
+  if (n < 4 * N) {
+    std::fill_n(out, n, 0.0f);
+    return;
+  }
+  const size_t head = ((align - reinterpret_cast<uintptr_t>(out) % align) % align) / sizeof(float);
+  std::fill_n(out, head, 0.0f);
+  size_t i = head;
+  const VF zero = hn::Zero(d);
+  for (; i + N <= n; i += N) hn::Stream(zero, d, out + i);
+  std::fill(out + i, out + n, 0.0f);
+}
+
+bool any_non_finite(const float* x, size_t n) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF zero = hn::Zero(d);
+  VF probe = zero;
+  size_t i = 0;
+  for (; i + N <= n; i += N) probe = hn::Add(probe, hn::Mul(hn::LoadU(d, x + i), zero));
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += x[i] * 0.0f;
+  return !(hn::GetLane(hn::SumOfLanes(d, probe)) + tail == 0.0f);
+}
+
+template <bool kCheck>
+ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
+                          LossScratch& s) {
+  const int P = in.num_priors;
+  const size_t C = static_cast<size_t>(in.num_classes);
+  const bool backward = out.grad_conf != nullptr;
+  const double n = static_cast<double>(in.batch_positives);
+  const float inv_n = in.batch_positives > 0 ? static_cast<float>(1.0 / n) : 0.0f;
+  const double beta = config.smooth_l1_beta, alpha = config.alpha;
+  auto logits = [&](int p) { return in.conf + static_cast<size_t>(p) * C; };
+
+  ImageLoss result;
+  if constexpr (kCheck) {
+    result.non_finite_prediction = any_non_finite(in.loc, static_cast<size_t>(P) * 4);
+    if (result.non_finite_prediction) return result;
+  }
+  std::memset(out.mined, 0, static_cast<size_t>(P));
+  if (backward) stream_zero(out.grad_loc, static_cast<size_t>(P) * 4);
+  s.negatives.clear();
+
+  // Pass 1: every row but the ignored ones (which are still scanned for NaN when asked).
+  float rest[kRowGroup];
+  for (int p0 = 0; p0 < P; p0 += kRowGroup) {
+    const int p1 = std::min(P, p0 + kRowGroup);
+    for (int p = p0; p < p1; ++p)
+      if (kCheck || in.matches[p] != kIgnored) s.row_max[p] = row_max<kCheck>(logits(p), C, result.non_finite_prediction);
+    for (int p = p0; p < p1; ++p)
+      if (in.matches[p] != kIgnored) rest[p - p0] = row_rest(logits(p), C, s.row_max[p]);
+    for (int p = p0; p < p1; ++p) {
+      const int32_t m = in.matches[p];
+      if (m == kIgnored) continue;
+      const float log_sum = std::log1p(rest[p - p0]);
+      s.row_log_sum[p] = log_sum;
+      const float* x = logits(p);
+      const int32_t y = m >= 0 ? in.labels[m] : 0;
+      // CE = logsumexp - x[y] = (max - x[y]) + log_sum: no large terms cancel, even with logits of 1e4.
+      const float ce = (s.row_max[p] - x[y]) + log_sum;
+      if (m < 0) {
+        // A NaN would break nth_element's ordering (unchecked input with check_prediction_values off): rank it
+        // first instead, so selection stays well defined and the NaN shows up in the loss.
+        s.negatives.push_back({ce == ce ? ce : HUGE_VALF, p});
+        continue;
+      }
+      result.conf_sum += ce;
+      for (int k = 0; k < 4; ++k) {
+        const size_t i = static_cast<size_t>(p) * 4 + k;
+        const double diff = static_cast<double>(in.loc[i]) - in.targets[i];
+        result.loc_sum += core::smooth_l1<double>(diff, beta);
+        if (backward && in.batch_positives > 0)
+          out.grad_loc[i] = static_cast<float>(alpha * core::smooth_l1_grad<double>(diff, beta) / n);
+      }
+      if (backward && in.batch_positives > 0) {
+        float* grad = out.grad_conf + static_cast<size_t>(p) * C;
+        softmax_row(x, C, s.row_max[p], log_sum, inv_n, grad);
+        // softmax - 1 = expm1(log softmax): exact where the row is confident and the difference is tiny.
+        grad[y] = std::expm1((x[y] - s.row_max[p]) - log_sum) * inv_n;
+      }
+    }
+  }
+
+  if (kCheck && result.non_finite_prediction) return result;
+
+  // Hard negative mining by selection: after nth_element the first K entries are the K hardest, in the contract's
+  // order (larger CE first, lower prior index on ties), which is a strict total order, so the set is unique.
+  const int64_t quota = core::mining_quota(in.positives, static_cast<int64_t>(s.negatives.size()),
+                                           config.neg_pos_ratio, config.min_negatives_per_image);
+  auto harder = [](const NegativeCe& a, const NegativeCe& b) { return core::harder_negative(a.ce, a.prior, b.ce, b.prior); };
+  if (quota > 0 && quota < static_cast<int64_t>(s.negatives.size()))
+    std::nth_element(s.negatives.begin(), s.negatives.begin() + (quota - 1), s.negatives.end(), harder);
+  for (int64_t k = 0; k < quota; ++k) {
+    out.mined[s.negatives[k].prior] = 1;
+    result.conf_sum += s.negatives[k].ce;
+  }
+  result.mined = static_cast<int32_t>(quota);
+
+  // Pass 2: mined rows get their gradient, positive rows keep theirs from pass 1, everything else is zero.
+  if (backward) {
+    if (in.batch_positives == 0) {
+      stream_zero(out.grad_conf, static_cast<size_t>(P) * C);
+      return result;
+    }
+    size_t zero_from = 0;
+    for (int p = 0; p < P; ++p) {
+      const bool positive = in.matches[p] >= 0;
+      if (!positive && !out.mined[p]) continue;
+      const size_t row_start = static_cast<size_t>(p) * C;
+      stream_zero(out.grad_conf + zero_from, row_start - zero_from);
+      zero_from = row_start + C;
+      if (positive) continue;
+      const float* x = logits(p);
+      float* grad = out.grad_conf + row_start;
+      softmax_row(x, C, s.row_max[p], s.row_log_sum[p], inv_n, grad);
+      grad[0] = std::expm1((x[0] - s.row_max[p]) - s.row_log_sum[p]) * inv_n;
+    }
+    stream_zero(out.grad_conf + zero_from, static_cast<size_t>(P) * C - zero_from);
+  }
+  return result;
+}
+
+}  // namespace
+
+LossScratch::LossScratch(int num_priors) : row_max(num_priors), row_log_sum(num_priors) {
+  negatives.reserve(num_priors);
+}
+
+ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
+                     LossScratch& scratch) {
+  return in.check_values ? image_loss_impl<true>(config, in, out, scratch)
+                         : image_loss_impl<false>(config, in, out, scratch);
+}
+
+void flush_streaming_stores() { hwy::FlushStream(); }
+
+}  // namespace multibox::simd

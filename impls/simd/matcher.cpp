@@ -1,0 +1,218 @@
+// Highway is used here rather than Eigen because the per-lane argmax needs compare + blend on vectors of floats
+// and of indices; Eigen 3.4's select() compiles to one scalar compare-and-branch per lane (checked in the
+// generated assembly), which made the matching pass several times slower than this version.
+#include "simd/matcher.hpp"
+
+#include <algorithm>
+#include <climits>
+
+#include <hwy/highway.h>
+
+#include "core/math.hpp"
+
+namespace multibox::simd {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using DI = hn::RebindToSigned<DF>;
+using VF = hn::Vec<DF>;
+using VI = hn::Vec<DI>;
+
+// Calls visit(first_prior, iou_vector) for every vector of priors that may overlap `g`; every prior skipped has
+// IoU exactly 0 with `g`. The IoU is core::iou_with_areas lane by lane: same operations, same order, no FMA.
+template <class Visit>
+HWY_INLINE void for_each_overlapping_vector(const PriorLayout& priors, const GroundTruthBox& g, Visit&& visit) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF gx1 = hn::Set(d, g.x1), gy1 = hn::Set(d, g.y1), gx2 = hn::Set(d, g.x2), gy2 = hn::Set(d, g.y2);
+  const VF garea = hn::Set(d, g.area), zero = hn::Zero(d);
+  const size_t blocks = static_cast<size_t>(priors.num_blocks());
+  for (size_t s = 0; s < static_cast<size_t>(priors.num_super_blocks()); ++s) {
+    if (!may_intersect(priors.super_blocks, s, g.x1, g.y1, g.x2, g.y2)) continue;
+    const size_t last = std::min(blocks, (s + 1) * kSuperBlock);
+    for (size_t k = s * kSuperBlock; k < last; ++k) {
+      if (!may_intersect(priors.blocks, k, g.x1, g.y1, g.x2, g.y2)) continue;
+      for (size_t j = k * kBlock; j < (k + 1) * kBlock; j += N) {
+        const VF iw = hn::Max(zero, hn::Sub(hn::Min(gx2, hn::Load(d, &priors.x2[j])), hn::Max(gx1, hn::Load(d, &priors.x1[j]))));
+        const VF ih = hn::Max(zero, hn::Sub(hn::Min(gy2, hn::Load(d, &priors.y2[j])), hn::Max(gy1, hn::Load(d, &priors.y1[j]))));
+        const VF inter = hn::Mul(iw, ih);
+        visit(j, hn::Div(inter, hn::Sub(hn::Add(garea, hn::Load(d, &priors.area[j])), inter)));
+      }
+    }
+  }
+}
+
+// Lane-wise running argmax of one ground truth's IoUs. Priors arrive in increasing index order, so a strict '>'
+// keeps the lowest index per lane; the final reduction keeps the lowest index among lanes holding the maximum.
+struct LaneArgmax {
+  VF value;
+  VI index;
+
+  LaneArgmax() : value(hn::Zero(DF())), index(hn::Set(DI(), -1)) {}
+
+  HWY_INLINE void update(size_t first, VF iou) {
+    const DI di;
+    const auto better = hn::Gt(iou, value);
+    value = hn::IfThenElse(better, iou, value);
+    index = hn::IfThenElse(hn::RebindMask(di, better), hn::Iota(di, static_cast<int32_t>(first)), index);
+  }
+
+  // (best IoU, lowest prior holding it); (0, -1) when every IoU is 0, since only IoU > 0 is eligible.
+  std::pair<float, int32_t> result() const {
+    const DF d;
+    const DI di;
+    const VF max = hn::MaxOfLanes(d, value);
+    const float best = hn::GetLane(max);
+    if (!(best > 0.0f)) return {0.0f, -1};
+    const VI candidates = hn::IfThenElse(hn::RebindMask(di, hn::Eq(value, max)), index, hn::Set(di, INT32_MAX));
+    return {best, hn::GetLane(hn::MinOfLanes(di, candidates))};
+  }
+};
+
+// Best free prior of ground truth g: taken priors have available == 0, which zeroes their IoU and so removes them
+// (IoU 0 is never eligible).
+std::pair<float, int32_t> best_free_prior(const PriorLayout& priors, const GroundTruthBox& g, const float* available) {
+  const DF d;
+  LaneArgmax arg;
+  for_each_overlapping_vector(priors, g, [&](size_t j, VF iou) { arg.update(j, hn::Mul(iou, hn::Load(d, available + j))); });
+  return arg.result();
+}
+
+// Stage 1, bipartite: the greedy global-best-pair loop, done incrementally. Each GT keeps its best free prior;
+// the round picks the largest (lowest GT index on ties). If that prior has been taken since the GT's last scan,
+// the GT is re-scanned and the round repeats. Stale values only over-estimate, so a fresh winner is the true
+// global best pair, with the same tie rules as the literal loop.
+void bipartite(const PriorLayout& priors, int G, int32_t* forced_prior, MatchScratch& s) {
+  const GroundTruthBox* gts = s.gt_box.data();
+  std::fill_n(s.gt_done.begin(), G, 0);
+  for (int assigned = 0; assigned < G;) {
+    float best = 0.0f;
+    int g_best = -1;
+    for (int g = 0; g < G; ++g)
+      if (!s.gt_done[g] && s.gt_best_iou[g] > best) best = s.gt_best_iou[g], g_best = g;
+    if (g_best < 0) break;
+    const int32_t p = s.gt_best_prior[g_best];
+    if (s.available[p] == 0.0f) {
+      std::tie(s.gt_best_iou[g_best], s.gt_best_prior[g_best]) = best_free_prior(priors, gts[g_best], s.available.get());
+      continue;
+    }
+    forced_prior[g_best] = p;
+    s.available[p] = 0.0f;
+    s.gt_done[g_best] = 1;
+    ++assigned;
+  }
+  for (int g = 0; g < G; ++g)  // leave the mask all-ones for the next image
+    if (forced_prior[g] >= 0) s.available[forced_prior[g]] = 1.0f;
+}
+
+// Stage 1, argmax: each GT claims its best prior; on a shared prior the highest GT index wins (it claims last).
+void argmax(int G, int32_t* forced_prior, MatchScratch& s) {
+  for (int g = 0; g < G; ++g)
+    if (s.gt_best_prior[g] >= 0) s.owner[s.gt_best_prior[g]] = g;
+  for (int g = 0; g < G; ++g)
+    if (s.gt_best_prior[g] >= 0 && s.owner[s.gt_best_prior[g]] == g) forced_prior[g] = s.gt_best_prior[g];
+  for (int g = 0; g < G; ++g)
+    if (s.gt_best_prior[g] >= 0) s.owner[s.gt_best_prior[g]] = -1;
+}
+
+// Stage 2 for every prior, from its best GT; records the positives. Forced priors are overwritten afterwards.
+void threshold_matches(const PriorLayout& priors, const Config& config, int32_t* matches, MatchScratch& s) {
+  const DF d;
+  const DI di;
+  const size_t N = hn::Lanes(d);
+  const size_t P = static_cast<size_t>(priors.count);
+  const float pos = config.pos_threshold, neg = config.negative_threshold();
+  const VF vpos = hn::Set(d, pos), vneg = hn::Set(d, neg);
+  const VI negative = hn::Set(di, -1), ignored = hn::Set(di, -2);
+  size_t j = 0;
+  for (; j + N <= P; j += N) {
+    const VF best = hn::Load(d, &s.best_iou[j]);
+    const auto positive = hn::RebindMask(di, hn::Ge(best, vpos));
+    const VI fallback = hn::IfThenElse(hn::RebindMask(di, hn::Lt(best, vneg)), negative, ignored);
+    hn::StoreU(hn::IfThenElse(positive, hn::Load(di, &s.best_gt[j]), fallback), di, matches + j);
+    if (!hn::AllFalse(di, positive))
+      for (size_t l = j; l < j + N; ++l)
+        if (matches[l] >= 0) s.positive_priors.push_back(static_cast<int32_t>(l));
+  }
+  for (; j < P; ++j) {
+    const float best = s.best_iou[j];
+    matches[j] = best >= pos ? s.best_gt[j] : (best < neg ? -1 : -2);
+    if (matches[j] >= 0) s.positive_priors.push_back(static_cast<int32_t>(j));
+  }
+}
+
+}  // namespace
+
+MatchScratch::MatchScratch(const PriorLayout& priors, int max_ground_truths)
+    : best_iou(hwy::AllocateAligned<float>(priors.padded)),
+      best_gt(hwy::AllocateAligned<int32_t>(priors.padded)),
+      available(hwy::AllocateAligned<float>(priors.padded)),
+      owner(priors.count, -1),
+      gt_box(max_ground_truths),
+      gt_best_iou(max_ground_truths),
+      gt_best_prior(max_ground_truths),
+      gt_done(max_ground_truths) {
+  std::fill_n(available.get(), priors.padded, 1.0f);
+  positive_priors.reserve(priors.count);
+}
+
+ImageMatch match_image(const PriorLayout& priors, const Config& config, const float* boxes, int G,
+                       int32_t* matches, int32_t* forced_prior, float* targets, MatchScratch& s) {
+  const DF d;
+  const DI di;
+  std::fill_n(s.best_iou.get(), priors.padded, 0.0f);
+  std::fill_n(s.best_gt.get(), priors.padded, -1);
+  GroundTruthBox* gts = s.gt_box.data();
+
+  // One pass per GT over the priors it may overlap: its own argmax and every prior's best GT. GTs go in
+  // increasing order and the update is a strict '>', so a prior keeps the lowest GT index on ties.
+  for (int g = 0; g < G; ++g) {
+    const float* v = boxes + static_cast<size_t>(g) * 4;
+    const core::Box box{v[0], v[1], v[2], v[3]};
+    gts[g] = {box.x1, box.y1, box.x2, box.y2, core::area(box)};
+    const VI gv = hn::Set(di, g);
+    LaneArgmax arg;
+    for_each_overlapping_vector(priors, gts[g], [&](size_t j, VF iou) {
+      arg.update(j, iou);
+      const VF best = hn::Load(d, &s.best_iou[j]);
+      const auto better = hn::Gt(iou, best);
+      hn::Store(hn::IfThenElse(better, iou, best), d, &s.best_iou[j]);
+      hn::Store(hn::IfThenElse(hn::RebindMask(di, better), gv, hn::Load(di, &s.best_gt[j])), di, &s.best_gt[j]);
+    });
+    std::tie(s.gt_best_iou[g], s.gt_best_prior[g]) = arg.result();
+    forced_prior[g] = -1;
+  }
+
+  if (config.forced_match == ForcedMatch::bipartite) bipartite(priors, G, forced_prior, s);
+  else argmax(G, forced_prior, s);
+
+  s.positive_priors.clear();
+  threshold_matches(priors, config, matches, s);
+  for (int g = 0; g < G; ++g) {
+    const int32_t p = forced_prior[g];
+    if (p < 0) continue;
+    if (matches[p] < 0) s.positive_priors.push_back(p);
+    matches[p] = g;
+  }
+
+  ImageMatch result;
+  result.positives = static_cast<int32_t>(s.positive_priors.size());
+  std::fill_n(s.gt_done.begin(), G, 0);  // reused as "has a prior"
+  for (int32_t p : s.positive_priors) s.gt_done[matches[p]] = 1;
+  result.unmatched_ground_truths = static_cast<int32_t>(G - std::count(s.gt_done.begin(), s.gt_done.begin() + G, 1));
+
+  if (targets != nullptr) {
+    std::fill_n(targets, static_cast<size_t>(priors.count) * 4, 0.0f);
+    for (int32_t p : s.positive_priors) {
+      const float* v = boxes + static_cast<size_t>(matches[p]) * 4;
+      const float* prior = &priors.centre_size[static_cast<size_t>(p) * 4];
+      const core::Encoded e = core::encode(core::Box{v[0], v[1], v[2], v[3]}, prior[0], prior[1], prior[2],
+                                           prior[3], config.variance_xy, config.variance_wh);
+      std::copy(e.v, e.v + 4, targets + static_cast<size_t>(p) * 4);
+    }
+  }
+  return result;
+}
+
+}  // namespace multibox::simd

@@ -1,0 +1,60 @@
+#include "simd/prior_layout.hpp"
+
+#include <algorithm>
+
+#include "core/math.hpp"
+
+namespace multibox::simd {
+namespace {
+
+void bound(BoundingBoxes& out, size_t i, const float* x1, const float* y1, const float* x2, const float* y2,
+           size_t n) {
+  out.x1[i] = *std::min_element(x1, x1 + n);
+  out.y1[i] = *std::min_element(y1, y1 + n);
+  out.x2[i] = *std::max_element(x2, x2 + n);
+  out.y2[i] = *std::max_element(y2, y2 + n);
+}
+
+}  // namespace
+
+PriorLayout PriorLayout::build(std::span<const float> priors, int count) {
+  PriorLayout layout;
+  layout.count = count;
+  layout.padded = (count + kBlock - 1) / kBlock * kBlock;
+  const size_t padded = static_cast<size_t>(layout.padded);
+  layout.x1 = hwy::AllocateAligned<float>(padded);
+  layout.y1 = hwy::AllocateAligned<float>(padded);
+  layout.x2 = hwy::AllocateAligned<float>(padded);
+  layout.y2 = hwy::AllocateAligned<float>(padded);
+  layout.area = hwy::AllocateAligned<float>(padded);
+  layout.centre_size.assign(priors.begin(), priors.end());
+  for (size_t p = 0; p < padded; ++p) {
+    core::Box box;
+    if (p < static_cast<size_t>(count)) {
+      const float* v = &priors[p * 4];
+      box = core::prior_corners(v[0], v[1], v[2], v[3]);
+    } else {
+      box = {layout.x1[count - 1], layout.y1[count - 1], layout.x1[count - 1], layout.y1[count - 1]};
+    }
+    layout.x1[p] = box.x1, layout.y1[p] = box.y1, layout.x2[p] = box.x2, layout.y2[p] = box.y2;
+    layout.area[p] = core::area(box);
+  }
+
+  const size_t blocks = padded / kBlock;
+  layout.blocks.resize(blocks);
+  for (size_t k = 0; k < blocks; ++k) {
+    const size_t first = k * kBlock;
+    bound(layout.blocks, k, &layout.x1[first], &layout.y1[first], &layout.x2[first], &layout.y2[first], kBlock);
+  }
+  const size_t supers = (blocks + kSuperBlock - 1) / kSuperBlock;
+  layout.super_blocks.resize(supers);
+  for (size_t s = 0; s < supers; ++s) {
+    const size_t first = s * kSuperBlock;
+    const size_t n = std::min<size_t>(kSuperBlock, blocks - first);
+    const BoundingBoxes& b = layout.blocks;
+    bound(layout.super_blocks, s, &b.x1[first], &b.y1[first], &b.x2[first], &b.y2[first], n);
+  }
+  return layout;
+}
+
+}  // namespace multibox::simd

@@ -1,0 +1,175 @@
+// The SIMD plan: images are independent, so threads take whole images (OpenMP, dynamic schedule) and every
+// per-image result lands in its own slot; totals are summed in image order afterwards, which makes the output
+// bit-identical at any thread count.
+#include "simd/simd_backend.hpp"
+
+#include <omp.h>
+
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <hwy/highway.h>
+#include <hwy/targets.h>
+
+#include "simd/loss.hpp"
+#include "simd/matcher.hpp"
+#include "simd/prior_layout.hpp"
+
+namespace multibox::simd {
+namespace {
+
+class SimdPlan final : public Plan {
+ public:
+  SimdPlan(const ProblemShape& shape, std::span<const float> priors, const Config& config, int threads,
+           const PlanOptions& options)
+      : shape_(shape),
+        config_(config),
+        options_(options),
+        threads_(threads),
+        priors_(PriorLayout::build(priors, shape.num_priors)),
+        image_match_(shape.batch),
+        image_loss_(shape.batch) {
+    match_scratch_.reserve(threads_);
+    loss_scratch_.reserve(threads_);
+    for (int t = 0; t < threads_; ++t) {
+      match_scratch_.emplace_back(priors_, shape.max_ground_truths);
+      loss_scratch_.emplace_back(shape.num_priors);
+    }
+  }
+
+  const ProblemShape& shape() const noexcept override { return shape_; }
+  const Config& config() const noexcept override { return config_; }
+
+  Status run(const GroundTruthView& gt, const PredictionView& pred, Stage stage, const OutputView& out) override {
+    if (Status s = validate_ground_truths(shape_, gt); !s) return s;
+    if (Status s = validate_outputs(shape_, gt, stage, out); !s) return s;
+    const bool forward = stage >= Stage::forward;
+    // Values are scanned inside the loss pass (one read of the logits instead of two); sizes are checked here.
+    if (forward) {
+      if (Status s = validate_predictions(shape_, pred, false); !s) return s;
+    }
+
+    const int B = shape_.batch;
+    const size_t P = static_cast<size_t>(shape_.num_priors);
+    const size_t C = static_cast<size_t>(shape_.num_classes);
+    const bool encode = stage >= Stage::encode;
+    const bool backward = stage >= Stage::backward;
+
+#pragma omp parallel num_threads(threads_)
+    {
+      const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+      for (int b = 0; b < B; ++b) {
+        const int32_t first = gt.offsets[b];
+        image_match_[b] = match_image(priors_, config_, gt.boxes.data() + static_cast<size_t>(first) * 4, gt.count(b),
+                                      out.matches.data() + b * P, out.forced_prior.data() + first,
+                                      encode ? out.targets.data() + b * P * 4 : nullptr, match_scratch_[t]);
+      }  // implicit barrier: every image's P_b is known below
+
+      if (forward) {
+        int64_t batch_positives = 0;
+        for (int b = 0; b < B; ++b) batch_positives += image_match_[b].positives;
+#pragma omp for schedule(dynamic, 1)
+        for (int b = 0; b < B; ++b) {
+          ImageLossInputs in;
+          in.num_priors = shape_.num_priors;
+          in.num_classes = shape_.num_classes;
+          in.conf = pred.conf.data() + b * P * C;
+          in.loc = pred.loc.data() + b * P * 4;
+          in.matches = out.matches.data() + b * P;
+          in.labels = gt.labels.data() + gt.offsets[b];
+          in.targets = out.targets.data() + b * P * 4;
+          in.positives = image_match_[b].positives;
+          in.batch_positives = batch_positives;
+          in.check_values = options_.check_prediction_values;
+          ImageLossOutputs o;
+          o.mined = out.mined.data() + b * P;
+          if (backward) {
+            o.grad_conf = out.grad_conf.data() + b * P * C;
+            o.grad_loc = out.grad_loc.data() + b * P * 4;
+          }
+          image_loss_[b] = image_loss(config_, in, o, loss_scratch_[t]);
+        }
+        flush_streaming_stores();
+      }
+    }
+
+    LossTerms loss;
+    for (int b = 0; b < B; ++b) {
+      out.positives[b] = image_match_[b].positives;
+      out.unmatched_ground_truths[b] = image_match_[b].unmatched_ground_truths;
+      loss.num_positives += image_match_[b].positives;
+    }
+    if (!forward) return {};
+
+    for (int b = 0; b < B; ++b) {
+      if (!image_loss_[b].non_finite_prediction) continue;
+      // The fused scan only knows that an image holds a bad value; the shared validator names the first one
+      // exactly as every other backend does.
+      if (Status s = validate_predictions(shape_, pred, true); !s) return s;
+      return Status(ErrorCode::internal, fmt::format("simd: image {} flagged a non-finite prediction that the "
+                                                     "validator does not find", b));
+    }
+    for (int b = 0; b < B; ++b) {
+      out.mined_negatives[b] = image_loss_[b].mined;
+      loss.conf_sum += image_loss_[b].conf_sum;
+      loss.loc_sum += image_loss_[b].loc_sum;
+    }
+    if (loss.num_positives > 0) {
+      const double n = static_cast<double>(loss.num_positives);
+      loss.conf = loss.conf_sum / n;
+      loss.loc = loss.loc_sum / n;
+      loss.total = (loss.conf_sum + static_cast<double>(config_.alpha) * loss.loc_sum) / n;
+    }
+    *out.loss = loss;
+    return {};
+  }
+
+ private:
+  ProblemShape shape_;
+  Config config_;
+  PlanOptions options_;
+  int threads_;
+  PriorLayout priors_;
+  std::vector<ImageMatch> image_match_;
+  std::vector<ImageLoss> image_loss_;
+  std::vector<MatchScratch> match_scratch_;  // one per thread
+  std::vector<LossScratch> loss_scratch_;    // one per thread
+};
+
+class SimdBackend final : public Backend {
+ public:
+  std::string_view name() const noexcept override { return "simd"; }
+  std::string_view description() const noexcept override {
+    static const std::string text = fmt::format(
+        "CPU, Highway {} vectors, OpenMP across images: block-skipping IoU, incremental bipartite, fused loss pass",
+        hwy::TargetName(HWY_STATIC_TARGET));
+    return text;
+  }
+  Status available() const override {
+    if ((hwy::SupportedTargets() & HWY_STATIC_TARGET) == 0)
+      return Status(ErrorCode::unavailable, fmt::format("built for {} (-march=native), which this CPU lacks",
+                                                        hwy::TargetName(HWY_STATIC_TARGET)));
+    return {};
+  }
+  Result<std::unique_ptr<Plan>> prepare(const ProblemShape& shape, std::span<const float> priors,
+                                        const Config& config, const PlanOptions& options) const override {
+    if (Status s = shape.validate(); !s) return s;
+    if (Status s = config.validate(); !s) return s;
+    if (Status s = validate_priors(priors, shape.num_priors); !s) return s;
+    if (options.num_threads < 0)
+      return Status(ErrorCode::invalid_config, fmt::format("num_threads must be >= 0, got {}", options.num_threads));
+    const int threads = options.num_threads > 0 ? options.num_threads : omp_get_max_threads();
+    return std::unique_ptr<Plan>(std::make_unique<SimdPlan>(shape, priors, config, threads, options));
+  }
+};
+
+}  // namespace
+
+const Backend& backend() noexcept {
+  static const SimdBackend instance;
+  return instance;
+}
+
+}  // namespace multibox::simd
