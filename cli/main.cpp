@@ -10,6 +10,10 @@ int main(int argc, char** argv) {
 
   // The command list: one line per subcommand.
   multibox::cli::add_backends_command(app);
+  multibox::cli::add_datasets_command(app);
+  multibox::cli::add_export_command(app);
+  multibox::cli::add_validate_command(app);
+  multibox::cli::add_eval_command(app);
 
   CLI11_PARSE(app, argc, argv);
   return 0;
