@@ -1,0 +1,398 @@
+#!/usr/bin/python3
+"""Turns a multibox_bench JSON (and optionally torchvision_bench.py's JSON) into a readable report.
+
+    /usr/bin/python3 reports/make_report.py --bench out/bench.json --torchvision out/torchvision.json --out out/report
+
+Writes OUT/summary.md (also printed): the issue-5 goals with PASS/MISS, the headline table (median time, GB/s,
+roofline ratio, speedup over torchvision), bipartite against argmax matching, thread scaling and problem-size
+scaling; and OUT/headline.png, OUT/scaling.png. A missing or unavailable torchvision JSON is reported as such, and
+the goals that need it read "n/a".
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results as gb  # noqa: E402
+
+# Issue 5, "Performance goals". Each is (id, description, target, how it is judged).
+SPEEDUP_GOALS = [("ssd300-coco-c81", 20.0), ("ssd300-coco-c21", 10.0)]
+ROOFLINE_GOAL = ("ssd300-coco-c81", 1.5)
+MATCHING_GOAL = ("ssd512-g100-bipartite", "ssd512-g100-argmax", 1.5)
+SCALING_GROUPS = [("scale-priors", "P", "priors"), ("scale-objects", "G/image", "objects per image"),
+                  ("scale-classes", "C", "classes"), ("scale-batch", "B", "batch")]
+
+
+def fmt_ms(v):
+    if v is None:
+        return "-"
+    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
+def fmt_x(v, digits=1):
+    return "-" if v is None else f"{v:.{digits}f}x"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+class Report:
+    def __init__(self, bench_path, tv_path):
+        self.context, self.results, _ = gb.load(bench_path)
+        self.copy_gbps = float(self.context.get("stream_copy_GBps", "nan"))
+        self.backends = []  # registry order, reference first
+        self.unavailable = {}
+        for item in self.context.get("multibox_backends", "").split("; "):
+            if "=" in item:
+                name, state = item.split("=", 1)
+                self.backends.append(name)
+                if state != "available":
+                    self.unavailable[name] = state
+        for r in self.results.values():  # backends missing from the context (older JSON) still show
+            if r.backend not in self.backends:
+                self.backends.append(r.backend)
+        self.reference = self.backends[0] if self.backends else None
+
+        self.tv_results, self.tv_summary, self.tv_reason = {}, None, None
+        if tv_path is None:
+            self.tv_reason = "no torchvision JSON given"
+        elif not os.path.exists(tv_path):
+            self.tv_reason = f"{tv_path} does not exist (the torchvision timing did not run)"
+        else:
+            _, self.tv_results, extra = gb.load(tv_path)
+            self.tv_summary = extra.get("torchvision", {})
+            if not self.tv_summary.get("available", False):
+                self.tv_reason = self.tv_summary.get("reason", "torchvision JSON says unavailable")
+        self.tv_threads = (self.tv_summary or {}).get("threads", 2)
+
+    # --- look-ups -------------------------------------------------------------------------------------------
+
+    def get(self, backend, case, stage, threads):
+        for r in self.results.values():
+            if (r.backend, r.case, r.stage, r.threads) == (backend, case, stage, threads) and r.times_ms:
+                return r
+        return None
+
+    def torchvision(self, case, stage):
+        for r in self.tv_results.values():
+            if (r.case, r.stage) == (case, stage) and r.times_ms:
+                return r
+        return None
+
+    def roofline(self, r):
+        """Median time over the memory floor of the same run (bytes / STREAM copy bandwidth)."""
+        b = r.counter("bytes")
+        if not b or not self.copy_gbps or self.copy_gbps != self.copy_gbps or r.stage not in ("forward", "backward"):
+            return None
+        return r.median_ms / (b / (self.copy_gbps * 1e9) * 1e3)
+
+    def gbps(self, r):
+        b = r.counter("bytes")
+        return None if not b else b / (r.median_ms * 1e-3) / 1e9
+
+    def judged_backends(self):
+        """The backends the goals are about: every one but the reference, unless only the reference ran."""
+        ran = [b for b in self.backends if any(r.backend == b and r.times_ms for r in self.results.values())]
+        fast = [b for b in ran if b != self.reference]
+        return fast or ran
+
+    # --- sections -------------------------------------------------------------------------------------------
+
+    def header_lines(self):
+        c = self.context
+        lines = ["# multibox benchmark report", ""]
+        lines.append(f"- date: {c.get('date', '?')}, host: {c.get('host_name', '?')}, "
+                     f"{c.get('num_cpus', '?')} CPUs at {c.get('mhz_per_cpu', '?')} MHz, "
+                     f"load average at start: {', '.join(f'{x:.2f}' for x in c.get('load_avg', [])) or '?'}")
+        lines.append(f"- memory bandwidth measured in the same process (STREAM-style, {c.get('stream_threads', '?')} "
+                     f"threads, 3 x {c.get('stream_array_MiB', '?')} MiB): copy {c.get('stream_copy_GBps', '?')} GB/s, "
+                     f"triad {c.get('stream_triad_GBps', '?')} GB/s; roofline = median time / (bytes / copy bandwidth)")
+        lines.append(f"- backends: {c.get('multibox_backends', '?')}")
+        if self.tv_reason:
+            lines.append(f"- torchvision peer: NOT MEASURED ({self.tv_reason})")
+        else:
+            s = self.tv_summary
+            lines.append(f"- torchvision peer: torch {s.get('torch')}, torchvision {s.get('torchvision')}, "
+                         f"{s.get('threads')} threads, median of {s.get('repetitions')} runs, argmax matching "
+                         "(SSDMatcher), same input arrays")
+            for case, cs in sorted(s.get("cases", {}).items()):
+                ref = cs.get("reference_loss_argmax")
+                diff = cs.get("loss_rel_diff_vs_reference_argmax")
+                lines.append(f"  - {case}: torchvision loss {cs['loss']:.6g} (N={cs['num_positives']}), multibox "
+                             f"reference argmax loss {ref if ref is None else f'{ref:.6g}'} "
+                             f"(N={cs.get('reference_num_positives_argmax')}), relative difference "
+                             f"{'-' if diff is None else f'{diff:.1e}'}")
+        lines.append("- times are medians of Google Benchmark's repetitions (one repetition unless "
+                     "--benchmark_repetitions was given); ms per batch")
+        return lines + [""]
+
+    def goal_rows(self):
+        rows = []
+        for backend in self.judged_backends():
+            for case, target in SPEEDUP_GOALS:
+                mine = self.get(backend, case, "backward", self.tv_threads)
+                peer = self.torchvision(case, "backward")
+                what = f"{case} forward+backward, speedup over torchvision"
+                if mine is None:
+                    rows.append((what, backend, "not run", f">= {target:g}x", "n/a"))
+                elif peer is None:
+                    rows.append((what, backend, f"{fmt_ms(mine.median_ms)} ms, torchvision not measured",
+                                 f">= {target:g}x", "n/a"))
+                else:
+                    speedup = peer.median_ms / mine.median_ms
+                    rows.append((what, backend, f"{speedup:.1f}x ({fmt_ms(mine.median_ms)} ms vs "
+                                 f"{fmt_ms(peer.median_ms)} ms)", f">= {target:g}x",
+                                 "PASS" if speedup >= target else "MISS"))
+            case, limit = ROOFLINE_GOAL
+            mine = self.get(backend, case, "backward", self.tv_threads)
+            what = f"{case} forward+backward, time / memory floor"
+            ratio = self.roofline(mine) if mine else None
+            rows.append((what, backend, "not run" if ratio is None else
+                         f"{ratio:.2f} ({fmt_ms(mine.median_ms)} ms vs floor "
+                         f"{fmt_ms(mine.median_ms / ratio)} ms)", f"<= {limit:g}",
+                         "n/a" if ratio is None else ("PASS" if ratio <= limit else "MISS")))
+            bip_case, arg_case, limit = MATCHING_GOAL
+            bip = self.get(backend, bip_case, "match", self.tv_threads)
+            arg = self.get(backend, arg_case, "match", self.tv_threads)
+            what = "SSD512, 100 objects/image, matching: bipartite / argmax"
+            if bip and arg:
+                ratio = bip.median_ms / arg.median_ms
+                rows.append((what, backend, f"{ratio:.2f} ({fmt_ms(bip.median_ms)} ms vs {fmt_ms(arg.median_ms)} ms)",
+                             f"<= {limit:g}", "PASS" if ratio <= limit else "MISS"))
+            else:
+                rows.append((what, backend, "not run", f"<= {limit:g}", "n/a"))
+            shown = [title for group, _, title in SCALING_GROUPS
+                     if any(r.group == group and r.backend == backend and r.times_ms for r in self.results.values())]
+            threads = sorted({r.threads for r in self.results.values() if r.backend == backend and r.times_ms})
+            rows.append(("scaling with threads and problem size shown", backend,
+                         f"threads {threads}; {', '.join(shown) or 'none'}", "threads + 4 axes",
+                         "PASS" if len(shown) == len(SCALING_GROUPS) and len(threads) > 1 else "MISS"))
+        return rows
+
+    def headline_rows(self):
+        rows = []
+        cases = sorted({r.case for r in self.results.values() if r.group == "headline"}, reverse=True)
+        for case in cases:
+            for stage in ("match", "forward", "backward"):
+                peer = self.torchvision(case, stage)
+                for backend in self.backends:
+                    for r in sorted((r for r in self.results.values() if (r.backend, r.case, r.stage) ==
+                                     (backend, case, stage) and r.times_ms), key=lambda r: r.threads):
+                        speedup = peer.median_ms / r.median_ms if peer else None
+                        rl = self.roofline(r)
+                        gbps = self.gbps(r)
+                        rows.append((case, stage, backend, r.threads, fmt_ms(r.median_ms),
+                                     "-" if gbps is None else f"{gbps:.3g}", "-" if rl is None else f"{rl:.2f}",
+                                     fmt_x(speedup)))
+                if peer:
+                    rows.append((case, stage, "torchvision", peer.threads, fmt_ms(peer.median_ms), "-", "-", "1.0x"))
+        return rows
+
+    def matching_rows(self):
+        rows = []
+        bip_case, arg_case, _ = MATCHING_GOAL
+        for backend in self.backends:
+            for t in sorted({r.threads for r in self.results.values() if r.backend == backend}):
+                bip, arg = self.get(backend, bip_case, "match", t), self.get(backend, arg_case, "match", t)
+                if bip and arg:
+                    pairs = bip.counter("pairs/s")
+                    rows.append((backend, t, fmt_ms(bip.median_ms), fmt_ms(arg.median_ms),
+                                 f"{bip.median_ms / arg.median_ms:.2f}",
+                                 "-" if pairs is None else f"{pairs / 1e9:.2f}"))
+        return rows
+
+    def thread_rows(self):
+        rows = []
+        for r1 in sorted(self.results.values(), key=lambda r: r.key):
+            if r1.threads != 1 or not r1.times_ms:
+                continue
+            for r2 in self.results.values():
+                if (r2.backend, r2.case, r2.stage) == (r1.backend, r1.case, r1.stage) and r2.threads == 2 and r2.times_ms:
+                    rows.append((r1.backend, r1.case, r1.stage, fmt_ms(r1.median_ms), fmt_ms(r2.median_ms),
+                                 f"{r1.median_ms / r2.median_ms:.2f}x"))
+        return rows
+
+    def scaling_series(self, group, axis):
+        """{backend: [(x, median_ms, result)]} for one scaling group, x read from the label (G: per image)."""
+        series = {}
+        for r in self.results.values():
+            if r.group != group or not r.times_ms:
+                continue
+            shape = r.shape()
+            x = shape.get("G", 0) / max(1, shape.get("B", 1)) if axis == "G/image" else shape.get(axis)
+            series.setdefault(r.backend, []).append((x, r.median_ms, r))
+        for points in series.values():
+            points.sort(key=lambda p: p[0])
+        return series
+
+    def scaling_lines(self):
+        lines = []
+        for group, axis, title in SCALING_GROUPS:
+            series = self.scaling_series(group, axis)
+            if not series:
+                continue
+            cases = sorted({p[2].case for pts in series.values() for p in pts},
+                           key=lambda c: next(p[0] for pts in series.values() for p in pts if p[2].case == c))
+            backends = [b for b in self.backends if b in series]
+            rows = []
+            for case in cases:
+                row = [case]
+                label = next(p[2].label for pts in series.values() for p in pts if p[2].case == case)
+                row.append(label)
+                for b in backends:
+                    p = next((p for p in series[b] if p[2].case == case), None)
+                    row.append("-" if p is None else fmt_ms(p[1]))
+                    row.append("-" if p is None or self.roofline(p[2]) is None else f"{self.roofline(p[2]):.2f}")
+                rows.append(row)
+            header = ["case", "shape"] + [h for b in backends for h in (f"{b} ms", f"{b} roofline")]
+            lines += [f"### Scaling with {title} (forward + backward)", ""] + table(header, rows) + [""]
+        return lines
+
+    def skipped_lines(self):
+        skipped = sorted((r.key, r.error) for r in self.results.values() if r.error)
+        if not skipped:
+            return []
+        lines = ["## Skipped or failed", ""]
+        reasons = {}
+        for key, error in skipped:
+            reasons.setdefault(error, []).append(key)
+        for error, keys in reasons.items():
+            lines.append(f"- {len(keys)} benchmark(s), e.g. {keys[0]}: {error}")
+        return lines + [""]
+
+    def markdown(self):
+        lines = self.header_lines()
+        lines += ["## Issue-5 performance goals", ""]
+        lines += table(["goal", "backend", "measured", "target", "verdict"], self.goal_rows()) + [""]
+        lines += ["## Headline: SSD300 priors, batch 32, ~7 objects per image", ""]
+        lines += table(["case", "stage", "backend", "threads", "median ms", "GB/s", "roofline", "vs torchvision"],
+                       self.headline_rows()) + [""]
+        lines += ["## Matching alone: SSD512 priors, 100 objects per image, batch 32", ""]
+        lines += table(["backend", "threads", "bipartite ms", "argmax ms", "bipartite / argmax", "G*P pairs/ns"],
+                       self.matching_rows()) + [""]
+        lines += ["## Thread scaling", ""]
+        lines += table(["backend", "case", "stage", "1 thread ms", "2 threads ms", "speedup"], self.thread_rows()) + [""]
+        lines += self.scaling_lines()
+        lines += self.skipped_lines()
+        return "\n".join(lines)
+
+    # --- plots ----------------------------------------------------------------------------------------------
+
+    def plot(self, out_dir):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        written = []
+        # Headline: one group of bars per case/stage, one bar per backend (and torchvision), log time axis.
+        groups = []
+        for case in sorted({r.case for r in self.results.values() if r.group in ("headline", "matching")}, reverse=True):
+            for stage in ("match", "forward", "backward"):
+                bars = {}
+                for r in self.results.values():
+                    if r.case == case and r.stage == stage and r.times_ms and r.threads in (1, self.tv_threads):
+                        name = r.backend if r.threads == self.tv_threads or r.backend == self.reference else None
+                        if name:
+                            bars[name] = r.median_ms
+                peer = self.torchvision(case, stage)
+                if peer:
+                    bars["torchvision"] = peer.median_ms
+                if bars:
+                    groups.append((f"{case}\n{stage}", bars))
+        if groups:
+            names = [b for b in self.backends + ["torchvision"] if any(b in g[1] for g in groups)]
+            fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(groups)), 4.8))
+            width = 0.8 / len(names)
+            for i, name in enumerate(names):
+                xs = [g + (i - (len(names) - 1) / 2) * width for g, (_, bars) in enumerate(groups) if name in bars]
+                ys = [bars[name] for _, bars in groups if name in bars]
+                ax.bar(xs, ys, width, label=name)
+            ax.set_xticks(range(len(groups)), [g[0] for g in groups], fontsize=7)
+            ax.set_yscale("log")
+            ax.set_ylabel("median ms per batch (log)")
+            ax.set_title(f"Headline and matching cases ({self.tv_threads} threads; reference single-threaded)")
+            ax.legend(fontsize=8)
+            ax.grid(axis="y", which="both", alpha=0.3)
+            fig.tight_layout()
+            path = os.path.join(out_dir, "headline.png")
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(path)
+
+        # Scaling: one panel per axis, time per backend, log-log.
+        panels = [(g, a, t, self.scaling_series(g, a)) for g, a, t in SCALING_GROUPS]
+        panels = [p for p in panels if p[3]]
+        threads = [r for r in self.results.values() if r.threads == 1 and r.times_ms and r.backend != self.reference
+                   and self.get(r.backend, r.case, r.stage, 2)]
+        if panels or threads:
+            n = len(panels) + (1 if threads else 0)
+            cols = min(3, n)
+            rows = (n + cols - 1) // cols
+            fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+            flat = [ax for row in axes for ax in row]
+            for ax, (group, axis, title, series) in zip(flat, panels):
+                for backend in (b for b in self.backends if b in series):
+                    pts = series[backend]
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=backend)
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_xlabel(axis)
+                ax.set_ylabel("median ms (log)")
+                ax.set_title(f"scaling with {title}", fontsize=10)
+                ax.grid(which="both", alpha=0.3)
+                ax.legend(fontsize=7)
+            if threads:
+                ax = flat[len(panels)]
+                labels, speedups = [], []
+                for r1 in sorted(threads, key=lambda r: r.key):
+                    r2 = self.get(r1.backend, r1.case, r1.stage, 2)
+                    labels.append(f"{r1.backend} {r1.case} {r1.stage}")
+                    speedups.append(r1.median_ms / r2.median_ms)
+                ax.barh(range(len(labels)), speedups)
+                ax.axvline(2.0, color="grey", linestyle="--", linewidth=1)
+                ax.set_yticks(range(len(labels)), labels, fontsize=6)
+                ax.set_xlabel("speedup 1 -> 2 threads")
+                ax.set_title("thread scaling (dashed: ideal)", fontsize=10)
+            for ax in flat[n:]:
+                ax.axis("off")
+            fig.tight_layout()
+            path = os.path.join(out_dir, "scaling.png")
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(path)
+        return written
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bench", required=True, help="multibox_bench --benchmark_out JSON")
+    parser.add_argument("--torchvision", help="torchvision_bench.py JSON (optional)")
+    parser.add_argument("--out", required=True, help="folder for summary.md and the PNGs")
+    parser.add_argument("--no-plots", action="store_true", help="write summary.md only")
+    args = parser.parse_args()
+
+    if not os.path.exists(args.bench):
+        print(f"make_report: {args.bench} does not exist (run multibox_bench --benchmark_out={args.bench} "
+              "--benchmark_out_format=json first)", file=sys.stderr)
+        return 2
+    report = Report(args.bench, args.torchvision)
+    if not report.results:
+        print(f"make_report: {args.bench} holds no multibox benchmark results", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    text = report.markdown()
+    summary = os.path.join(args.out, "summary.md")
+    with open(summary, "w") as f:
+        f.write(text + "\n")
+    print(text)
+    written = [summary] + ([] if args.no_plots else report.plot(args.out))
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

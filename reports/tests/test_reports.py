@@ -1,0 +1,208 @@
+"""Tests of the report and the regression gate on small synthetic Google Benchmark JSON files."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPORTS = os.path.dirname(HERE)
+sys.path.insert(0, REPORTS)
+import gate  # noqa: E402
+import results  # noqa: E402
+
+
+def bench_entry(name, ms, rep, counters=None, label="B=32 P=8732 C=81 G=248 bipartite", error=None):
+    e = {"name": name + "/real_time", "run_name": name + "/real_time", "run_type": "iteration",
+         "repetitions": 1, "repetition_index": rep, "threads": 1, "iterations": 10, "real_time": ms,
+         "cpu_time": ms, "time_unit": "ms", "label": label}
+    e.update(counters or {})
+    if error:
+        e.update({"error_occurred": True, "error_message": error})
+    return e
+
+
+def write(path, benchmarks, context=None, extra=None):
+    doc = {"context": context or {}, "benchmarks": benchmarks}
+    doc.update(extra or {})
+    with open(path, "w") as f:
+        json.dump(doc, f)
+
+
+def run(script, *args):
+    p = subprocess.run([sys.executable, os.path.join(REPORTS, script), *args], capture_output=True, text=True)
+    return p.returncode, p.stdout + p.stderr
+
+
+class MannWhitneyTest(unittest.TestCase):
+    # Expected p-values from scipy.stats.mannwhitneyu(x, y, alternative='two-sided') (scipy 1.10).
+    def test_exact_without_ties(self):
+        self.assertAlmostEqual(gate.mann_whitney_u([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]), 0.007936507936507936, 12)
+        self.assertAlmostEqual(gate.mann_whitney_u([1.1, 2.3, 0.7, 5.5, 3.2, 4.4], [2.2, 6.1, 7.3, 3.9, 8.8, 5.0, 9.1]),
+                               0.05128205128205128, 12)
+
+    def test_normal_approximation_with_ties(self):
+        self.assertAlmostEqual(gate.mann_whitney_u([1, 2, 2, 3, 4, 5, 5, 6], [3, 4, 4, 5, 6, 7, 8, 8, 9]),
+                               0.03714012623439529, 9)
+
+    def test_large_samples(self):
+        self.assertAlmostEqual(gate.mann_whitney_u(list(range(60)), [v + 10.5 for v in range(55)]),
+                               0.017466219103968242, 9)
+
+    def test_identical_samples_are_not_significant(self):
+        self.assertEqual(gate.mann_whitney_u([5.0] * 6, [5.0] * 6), 1.0)
+
+
+class GateTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.rng = random.Random(7)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def run_json(self, name, medians, reps):
+        path = os.path.join(self.dir.name, name)
+        entries = []
+        for bench, centre in medians.items():
+            entries += [bench_entry(bench, centre * self.rng.uniform(0.98, 1.02), i) for i in range(reps)]
+        write(path, entries)
+        return path
+
+    def test_unchanged_passes(self):
+        base = self.run_json("a.json", {"simd/headline/x/backward/t2": 10.0}, 10)
+        new = self.run_json("b.json", {"simd/headline/x/backward/t2": 10.0}, 10)
+        code, out = run("gate.py", base, new)
+        self.assertEqual(code, 0, out)
+        self.assertIn("gate: PASS", out)
+
+    def test_significant_slowdown_fails_and_names_the_benchmark(self):
+        base = self.run_json("a.json", {"simd/headline/x/backward/t2": 10.0, "simd/headline/y/match/t2": 1.0}, 10)
+        new = self.run_json("b.json", {"simd/headline/x/backward/t2": 12.0, "simd/headline/y/match/t2": 1.0}, 10)
+        code, out = run("gate.py", base, new)
+        self.assertEqual(code, 1, out)
+        self.assertIn("SLOWER", out)
+        self.assertIn("significant slowdown in: simd/headline/x/backward/t2", out)
+
+    def test_speedup_passes(self):
+        base = self.run_json("a.json", {"simd/headline/x/backward/t2": 10.0}, 10)
+        new = self.run_json("b.json", {"simd/headline/x/backward/t2": 8.0}, 10)
+        code, out = run("gate.py", base, new)
+        self.assertEqual(code, 0, out)
+        self.assertIn("FASTER", out)
+
+    def test_too_few_repetitions_cannot_be_judged(self):
+        base = self.run_json("a.json", {"simd/headline/x/backward/t2": 10.0}, 3)
+        new = self.run_json("b.json", {"simd/headline/x/backward/t2": 20.0}, 3)
+        code, out = run("gate.py", base, new)
+        self.assertEqual(code, 2, out)
+        self.assertIn("TOO FEW", out)
+
+    def test_roofline_metric(self):
+        a, b = os.path.join(self.dir.name, "a.json"), os.path.join(self.dir.name, "b.json")
+        name = "simd/headline/x/backward/t2"
+        write(a, [bench_entry(name, 10.0, i, {"roofline": 2.0 + 0.01 * i}) for i in range(8)])
+        write(b, [bench_entry(name, 10.0, i, {"roofline": 3.0 + 0.01 * i}) for i in range(8)])
+        self.assertEqual(run("gate.py", a, b)[0], 0)  # same time
+        code, out = run("gate.py", a, b, "--metric", "roofline")
+        self.assertEqual(code, 1, out)
+
+
+class ReportTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.context = {"stream_copy_GBps": "50.0", "stream_threads": "2", "stream_array_MiB": "128",
+                        "multibox_backends": "naive=available; simd=available; cuda=no CUDA device"}
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def bench(self, c81_ms, c21_ms, bip_ms=30.0, arg_ms=25.0):
+        b81 = 2 * 32 * 8732 * 85 * 4
+        b21 = 2 * 32 * 8732 * 25 * 4
+        entries = [
+            bench_entry("naive/headline/ssd300-coco-c81/backward/t1", 400.0, 0, {"bytes": b81}),
+            bench_entry("simd/headline/ssd300-coco-c81/backward/t2", c81_ms, 0, {"bytes": b81}),
+            bench_entry("simd/headline/ssd300-coco-c81/backward/t1", c81_ms * 1.8, 0, {"bytes": b81}),
+            bench_entry("simd/headline/ssd300-coco-c21/backward/t2", c21_ms, 0, {"bytes": b21},
+                        label="B=32 P=8732 C=21 G=248 bipartite"),
+            bench_entry("simd/matching/ssd512-g100-bipartite/match/t2", bip_ms, 0, {"bytes": 1e6}),
+            bench_entry("simd/matching/ssd512-g100-argmax/match/t2", arg_ms, 0, {"bytes": 1e6}),
+            bench_entry("cuda/headline/ssd300-coco-c81/backward/t2", 0, 0, error="skipped, backend unavailable: no CUDA device"),
+        ]
+        for axis, group, values in (("P", "scale-priors", (441, 8732)), ("G", "scale-objects", (8, 80)),
+                                    ("C", "scale-classes", (2, 21)), ("B", "scale-batch", (1, 8))):
+            for v in values:
+                shape = {"B": 8, "P": 8732, "C": 21, "G": 59}
+                shape[axis] = v
+                label = " ".join(f"{k}={shape[k]}" for k in "BPCG") + " bipartite"
+                entries.append(bench_entry(f"simd/{group}/{axis}-{v}/backward/t2", v / 100, 0, {"bytes": 1e7}, label))
+        path = os.path.join(self.dir.name, "bench.json")
+        write(path, entries, self.context)
+        return path
+
+    def torchvision(self):
+        path = os.path.join(self.dir.name, "tv.json")
+        entries = [bench_entry("torchvision/headline/ssd300-coco-c81/backward/t2", 200.0, 0),
+                   bench_entry("torchvision/headline/ssd300-coco-c21/backward/t2", 150.0, 0)]
+        write(path, entries, extra={"torchvision": {"available": True, "threads": 2, "repetitions": 1, "cases": {}}})
+        return path
+
+    def report(self, *args):
+        out = os.path.join(self.dir.name, "report")
+        code, text = run("make_report.py", "--out", out, *args)
+        self.assertEqual(code, 0, text)
+        return out, text
+
+    def goal_line(self, text, start, backend="simd"):
+        return next(l for l in text.splitlines() if l.startswith(f"| {start}") and f"| {backend} |" in l)
+
+    def test_goals_pass_and_miss(self):
+        # 200 / 8 = 25x (>= 20: PASS); 150 / 20 = 7.5x (< 10: MISS); floor at 50 GB/s is 3.8 ms: 8 ms is a MISS.
+        out, text = self.report("--bench", self.bench(8.0, 20.0), "--torchvision", self.torchvision())
+        self.assertIn("25.0x", self.goal_line(text, "ssd300-coco-c81 forward+backward, speedup"))
+        self.assertTrue(self.goal_line(text, "ssd300-coco-c81 forward+backward, speedup").endswith("| PASS |"))
+        self.assertTrue(self.goal_line(text, "ssd300-coco-c21 forward+backward, speedup").endswith("| MISS |"))
+        self.assertTrue(self.goal_line(text, "ssd300-coco-c81 forward+backward, time").endswith("| MISS |"))
+        self.assertTrue(self.goal_line(text, "SSD512").endswith("| PASS |"))  # 30 / 25 = 1.2
+        self.assertTrue(self.goal_line(text, "scaling").endswith("| PASS |"))
+        self.assertIn("no CUDA device", text)
+        for name in ("summary.md", "headline.png", "scaling.png"):
+            self.assertGreater(os.path.getsize(os.path.join(out, name)), 0, name)
+
+    def test_roofline_uses_the_same_run_bandwidth(self):
+        # 4.0 ms against a floor of 2*32*8732*85*4 B / 50 GB/s = 3.80 ms: ratio 1.05, a PASS.
+        _, text = self.report("--bench", self.bench(4.0, 20.0), "--no-plots")
+        line = self.goal_line(text, "ssd300-coco-c81 forward+backward, time")
+        self.assertIn("1.05", line)
+        self.assertTrue(line.endswith("| PASS |"))
+
+    def test_missing_torchvision_is_reported_not_fatal(self):
+        _, text = self.report("--bench", self.bench(8.0, 20.0), "--torchvision",
+                              os.path.join(self.dir.name, "absent.json"), "--no-plots")
+        self.assertIn("torchvision peer: NOT MEASURED", text)
+        self.assertTrue(self.goal_line(text, "ssd300-coco-c81 forward+backward, speedup").endswith("| n/a |"))
+
+    def test_unavailable_torchvision_json_gives_its_reason(self):
+        tv = os.path.join(self.dir.name, "tv.json")
+        write(tv, [], extra={"torchvision": {"available": False, "reason": "cannot import torch"}})
+        _, text = self.report("--bench", self.bench(8.0, 20.0), "--torchvision", tv, "--no-plots")
+        self.assertIn("NOT MEASURED (cannot import torch)", text)
+
+    def test_results_fold_real_time_suffix_and_aggregates(self):
+        path = os.path.join(self.dir.name, "agg.json")
+        entries = [bench_entry("simd/headline/x/backward/t2", v, i) for i, v in enumerate([3.0, 1.0, 2.0])]
+        entries.append(dict(bench_entry("simd/headline/x/backward/t2", 99.0, 0), run_type="aggregate",
+                            name="simd/headline/x/backward/t2/real_time_median", aggregate_name="median"))
+        write(path, entries)
+        _, loaded, _ = results.load(path)
+        r = loaded["simd/headline/x/backward/t2"]
+        self.assertEqual(r.median_ms, 2.0)
+        self.assertEqual((r.backend, r.group, r.case, r.stage, r.threads), ("simd", "headline", "x", "backward", 2))
+
+
+if __name__ == "__main__":
+    unittest.main()
