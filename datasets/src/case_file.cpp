@@ -97,17 +97,20 @@ Status get_string(const fs::path& path, const json& obj, const char* key, std::s
   return {};
 }
 
+// The shortest decimal that reads back as the same float, so case.json says 0.1 rather than 0.10000000149011612.
+json float_json(float value) { return std::stod(fmt::format("{}", value)); }
+
 json config_to_json(const Config& c) {
   json j;
   j["forced_match"] = to_string(c.forced_match);
-  j["pos_threshold"] = c.pos_threshold;
-  j["neg_threshold"] = c.neg_threshold ? json(*c.neg_threshold) : json(nullptr);
-  j["variance_xy"] = c.variance_xy;
-  j["variance_wh"] = c.variance_wh;
+  j["pos_threshold"] = float_json(c.pos_threshold);
+  j["neg_threshold"] = c.neg_threshold ? float_json(*c.neg_threshold) : json(nullptr);
+  j["variance_xy"] = float_json(c.variance_xy);
+  j["variance_wh"] = float_json(c.variance_wh);
   j["neg_pos_ratio"] = c.neg_pos_ratio;
   j["min_negatives_per_image"] = c.min_negatives_per_image;
-  j["alpha"] = c.alpha;
-  j["smooth_l1_beta"] = c.smooth_l1_beta;
+  j["alpha"] = float_json(c.alpha);
+  j["smooth_l1_beta"] = float_json(c.smooth_l1_beta);
   return j;
 }
 
