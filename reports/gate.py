@@ -131,6 +131,12 @@ def main():
             print(f"{key:{width}s}  {'-':>10s}  {'-':>10s}  {'-':>8s}  {'-':>7s}  {verdict} ({line})")
             verdicts[key] = verdict
             continue
+        if not x and not y:
+            verdict = "NO DATA"
+            print(f"{key:{width}s}  {'-':>10s}  {'-':>10s}  {'-':>8s}  {'-':>7s}  {verdict} "
+                  f"(no '{args.metric}' values on either side)")
+            verdicts[key] = verdict
+            continue
         if min(len(x), len(y)) < args.min_repetitions:
             verdict = "TOO FEW"
             print(f"{key:{width}s}  {'-':>10s}  {'-':>10s}  {'-':>8s}  {'-':>7s}  {verdict} "
