@@ -25,7 +25,31 @@ using VF = hn::Vec<DF>;
 
 // Rows are processed in small groups, one kernel at a time across the group, so the latency chains of one row's
 // reductions overlap with the next row's loads instead of serialising.
-constexpr int kRowGroup = 8;
+constexpr int kRowGroup = 16;
+// Sign, exponent and 3 mantissa bits of a CE: 4096 buckets, each a factor of at most 1.125 wide.
+constexpr int kHistogramBits = 12;
+
+// exp(t) for the t <= 0 of a max-shifted row, in 15 vector operations against ~24 for hwy::Exp (which also
+// handles t > 0): t = n ln2 + r with |r| <= ln2/2 (ln2 in two parts), a degree-7 Taylor polynomial (truncation
+// below 1e-8 relative), 2^n added into the exponent bits. t is clamped at -86 so 2^n stays normal; the result
+// there is ~4e-38 instead of something smaller, far below any tolerance. exp(0) is exactly 1.
+HWY_INLINE VF exp_nonpositive(VF t) {
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  t = hn::Max(t, hn::Set(d, -86.0f));
+  const VF n = hn::Round(hn::Mul(t, hn::Set(d, 1.44269504088896341f)));
+  VF r = hn::MulAdd(n, hn::Set(d, -0.693145751953125f), t);
+  r = hn::MulAdd(n, hn::Set(d, -1.428606765330187045e-6f), r);
+  VF p = hn::Set(d, 1.0f / 5040);
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 720));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 120));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 24));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 6));
+  p = hn::MulAdd(p, r, hn::Set(d, 0.5f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  return hn::BitCast(d, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, n))));
+}
 
 // Row maximum. With kCheck, also flags a non-finite value: x * 0 is NaN exactly when x is NaN or +-Inf.
 template <bool kCheck>
@@ -55,23 +79,23 @@ HWY_INLINE float row_max(const float* x, size_t C, bool& non_finite) {
 HWY_INLINE float row_rest(const float* x, size_t C, float max) {
   const DF d;
   const size_t N = hn::Lanes(d);
-  const VF vmax = hn::Set(d, max), zero = hn::Zero(d), one = hn::Set(d, 1.0f);
-  VF sum = zero, ties = zero;
-  size_t i = 0;
+  const VF vmax = hn::Set(d, max), zero = hn::Zero(d);
+  VF sum = zero;
+  size_t ties = 0, i = 0;
   for (; i + N <= C; i += N) {
     const VF t = hn::Sub(hn::LoadU(d, x + i), vmax);
     const auto top = hn::Eq(t, zero);
-    sum = hn::Add(sum, hn::IfThenZeroElse(top, hn::Exp(d, t)));
-    ties = hn::Add(ties, hn::IfThenElseZero(top, one));
+    sum = hn::Add(sum, hn::IfThenZeroElse(top, exp_nonpositive(t)));
+    ties += hn::CountTrue(d, top);
   }
   if (i < C) {
     const auto valid = hn::FirstN(d, C - i);
     const VF t = hn::Sub(hn::MaskedLoad(valid, d, x + i), vmax);
     const auto top = hn::And(valid, hn::Eq(t, zero));
-    sum = hn::Add(sum, hn::IfThenElseZero(hn::AndNot(top, valid), hn::Exp(d, t)));
-    ties = hn::Add(ties, hn::IfThenElseZero(top, one));
+    sum = hn::Add(sum, hn::IfThenElseZero(hn::AndNot(top, valid), exp_nonpositive(t)));
+    ties += hn::CountTrue(d, top);
   }
-  return hn::GetLane(hn::SumOfLanes(d, sum)) + (hn::GetLane(hn::SumOfLanes(d, ties)) - 1.0f);
+  return hn::GetLane(hn::SumOfLanes(d, sum)) + static_cast<float>(ties - 1);
 }
 
 // out[c] = softmax(x)[c] * scale = exp((x[c] - max) - log_sum) * scale.
@@ -81,11 +105,11 @@ HWY_INLINE void softmax_row(const float* x, size_t C, float max, float log_sum, 
   const VF vmax = hn::Set(d, max), vls = hn::Set(d, log_sum), vscale = hn::Set(d, scale);
   size_t i = 0;
   for (; i + N <= C; i += N)
-    hn::StoreU(hn::Mul(hn::Exp(d, hn::Sub(hn::Sub(hn::LoadU(d, x + i), vmax), vls)), vscale), d, out + i);
+    hn::StoreU(hn::Mul(exp_nonpositive(hn::Sub(hn::Sub(hn::LoadU(d, x + i), vmax), vls)), vscale), d, out + i);
   if (i < C) {
     const auto valid = hn::FirstN(d, C - i);
     const VF t = hn::Sub(hn::Sub(hn::MaskedLoad(valid, d, x + i), vmax), vls);
-    hn::BlendedStore(hn::Mul(hn::Exp(d, t), vscale), valid, d, out + i);
+    hn::BlendedStore(hn::Mul(exp_nonpositive(t), vscale), valid, d, out + i);
   }
 }
 
@@ -105,6 +129,35 @@ void stream_zero(float* out, size_t n) {
   const VF zero = hn::Zero(d);
   for (; i + N <= n; i += N) hn::Stream(zero, d, out + i);
   std::fill(out + i, out + n, 0.0f);
+}
+
+// Puts the `quota` hardest negatives first (in no particular order) and returns how many entries the selection
+// looked at. CEs are >= 0 (max - x[y] >= 0 and log1p(rest) >= 0), so their bit patterns order like their values:
+// a histogram of the top bits finds a bucket boundary with at least `quota` CEs at or above it, those few are
+// compacted to the front, and nth_element runs on them alone. Exact: every one of the quota hardest lies at or
+// above that boundary, ties included.
+void select_hardest(std::vector<NegativeCe>& negatives, int64_t quota, std::vector<uint32_t>& histogram) {
+  const size_t n = negatives.size();
+  if (quota <= 0 || quota >= static_cast<int64_t>(n)) return;
+  constexpr int kShift = 32 - kHistogramBits;
+  auto bucket = [](float ce) {
+    uint32_t bits;
+    std::memcpy(&bits, &ce, sizeof bits);
+    return bits >> kShift;
+  };
+  std::fill(histogram.begin(), histogram.end(), 0u);
+  for (const NegativeCe& e : negatives) ++histogram[bucket(e.ce)];
+  uint32_t boundary = static_cast<uint32_t>(histogram.size());
+  for (int64_t seen = 0; seen < quota;) seen += histogram[--boundary];
+  size_t kept = 0;
+  for (size_t i = 0; i < n; ++i) {  // branch-free stable compaction
+    const NegativeCe e = negatives[i];
+    negatives[kept] = e;
+    kept += bucket(e.ce) >= boundary;
+  }
+  auto harder = [](const NegativeCe& a, const NegativeCe& b) { return core::harder_negative(a.ce, a.prior, b.ce, b.prior); };
+  if (quota < static_cast<int64_t>(kept))
+    std::nth_element(negatives.begin(), negatives.begin() + (quota - 1), negatives.begin() + kept, harder);
 }
 
 bool any_non_finite(const float* x, size_t n) {
@@ -140,22 +193,23 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
   s.negatives.clear();
 
   // Pass 1: every row but the ignored ones (which are still scanned for NaN when asked).
-  float rest[kRowGroup];
+  HWY_ALIGN float log_sum[kRowGroup];
   for (int p0 = 0; p0 < P; p0 += kRowGroup) {
     const int p1 = std::min(P, p0 + kRowGroup);
     for (int p = p0; p < p1; ++p)
       if (kCheck || in.matches[p] != kIgnored) s.row_max[p] = row_max<kCheck>(logits(p), C, result.non_finite_prediction);
-    for (int p = p0; p < p1; ++p)
-      if (in.matches[p] != kIgnored) rest[p - p0] = row_rest(logits(p), C, s.row_max[p]);
+    for (int p = p0; p < p0 + kRowGroup; ++p)
+      log_sum[p - p0] = p < p1 && in.matches[p] != kIgnored ? row_rest(logits(p), C, s.row_max[p]) : 0.0f;
+    for (int k = 0; k < kRowGroup; k += static_cast<int>(hn::Lanes(DF())))
+      hn::Store(hn::Log1p(DF(), hn::Load(DF(), log_sum + k)), DF(), log_sum + k);
     for (int p = p0; p < p1; ++p) {
       const int32_t m = in.matches[p];
       if (m == kIgnored) continue;
-      const float log_sum = std::log1p(rest[p - p0]);
-      s.row_log_sum[p] = log_sum;
+      s.row_log_sum[p] = log_sum[p - p0];
       const float* x = logits(p);
       const int32_t y = m >= 0 ? in.labels[m] : 0;
       // CE = logsumexp - x[y] = (max - x[y]) + log_sum: no large terms cancel, even with logits of 1e4.
-      const float ce = (s.row_max[p] - x[y]) + log_sum;
+      const float ce = (s.row_max[p] - x[y]) + s.row_log_sum[p];
       if (m < 0) {
         // A NaN would break nth_element's ordering (unchecked input with check_prediction_values off): rank it
         // first instead, so selection stays well defined and the NaN shows up in the loss.
@@ -172,22 +226,20 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
       }
       if (backward && in.batch_positives > 0) {
         float* grad = out.grad_conf + static_cast<size_t>(p) * C;
-        softmax_row(x, C, s.row_max[p], log_sum, inv_n, grad);
+        softmax_row(x, C, s.row_max[p], s.row_log_sum[p], inv_n, grad);
         // softmax - 1 = expm1(log softmax): exact where the row is confident and the difference is tiny.
-        grad[y] = std::expm1((x[y] - s.row_max[p]) - log_sum) * inv_n;
+        grad[y] = std::expm1((x[y] - s.row_max[p]) - s.row_log_sum[p]) * inv_n;
       }
     }
   }
 
   if (kCheck && result.non_finite_prediction) return result;
 
-  // Hard negative mining by selection: after nth_element the first K entries are the K hardest, in the contract's
-  // order (larger CE first, lower prior index on ties), which is a strict total order, so the set is unique.
+  // Hard negative mining by selection: afterwards the first K entries are the K hardest in the contract's order
+  // (larger CE first, lower prior index on ties), a strict total order, so the set is unique.
   const int64_t quota = core::mining_quota(in.positives, static_cast<int64_t>(s.negatives.size()),
                                            config.neg_pos_ratio, config.min_negatives_per_image);
-  auto harder = [](const NegativeCe& a, const NegativeCe& b) { return core::harder_negative(a.ce, a.prior, b.ce, b.prior); };
-  if (quota > 0 && quota < static_cast<int64_t>(s.negatives.size()))
-    std::nth_element(s.negatives.begin(), s.negatives.begin() + (quota - 1), s.negatives.end(), harder);
+  select_hardest(s.negatives, quota, s.histogram);
   for (int64_t k = 0; k < quota; ++k) {
     out.mined[s.negatives[k].prior] = 1;
     result.conf_sum += s.negatives[k].ce;
@@ -220,7 +272,8 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
 
 }  // namespace
 
-LossScratch::LossScratch(int num_priors) : row_max(num_priors), row_log_sum(num_priors) {
+LossScratch::LossScratch(int num_priors)
+    : row_max(num_priors), row_log_sum(num_priors), histogram(size_t{1} << kHistogramBits) {
   negatives.reserve(num_priors);
 }
 

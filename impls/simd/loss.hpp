@@ -21,6 +21,7 @@ struct LossScratch {
   std::vector<float> row_max;      // [P] max logit of the row
   std::vector<float> row_log_sum;  // [P] log(sum(exp(row - max)))
   std::vector<NegativeCe> negatives;  // capacity P
+  std::vector<uint32_t> histogram;    // buckets of CE bit patterns for the pre-selection of hard negatives
 
   explicit LossScratch(int num_priors);
 };
