@@ -59,6 +59,52 @@ TEST(Priors, Ssd300KnownCoordinates) {
   expect_prior(p, 8731, 0.5f, 0.5f, 0.88f / sqrt2, 0.88f * sqrt2);  // not clipped: h = 1.2445 > 1
 }
 
+TEST(Priors, Ssd300MatchesSsdPytorchPriorBox) {
+  // ssd.pytorch's PriorBox.forward for its VOC config, transcribed with the config lists typed in from
+  // data/config.py (so a wrong ssd300_spec() is caught, not just a wrong generator):
+  //   for k, f: for i, j in product(range(f), repeat=2):
+  //     f_k = image_size / steps[k]; cx = (j + .5) / f_k; cy = (i + .5) / f_k; s_k = min_sizes[k] / image_size
+  //     [cx, cy, s_k, s_k], [cx, cy, s', s'] with s' = sqrt(s_k * max_sizes[k] / image_size),
+  //     per ar: [cx, cy, s_k sqrt(ar), s_k / sqrt(ar)], [cx, cy, s_k / sqrt(ar), s_k sqrt(ar)]
+  const int feature_maps[] = {38, 19, 10, 5, 3, 1};
+  const int steps[] = {8, 16, 32, 64, 100, 300};
+  const double min_sizes[] = {30, 60, 111, 162, 213, 264};
+  const double max_sizes[] = {60, 111, 162, 213, 264, 315};
+  const std::vector<std::vector<double>> aspect_ratios = {{2}, {2, 3}, {2, 3}, {2, 3}, {2}, {2}};
+  std::vector<double> mean;
+  for (int k = 0; k < 6; ++k) {
+    const int f = feature_maps[k];
+    for (int i = 0; i < f; ++i)
+      for (int j = 0; j < f; ++j) {
+        const double f_k = 300.0 / steps[k];
+        const double cx = (j + 0.5) / f_k, cy = (i + 0.5) / f_k, s_k = min_sizes[k] / 300.0;
+        const double s_prime = std::sqrt(s_k * (max_sizes[k] / 300.0));
+        mean.insert(mean.end(), {cx, cy, s_k, s_k, cx, cy, s_prime, s_prime});
+        for (double ar : aspect_ratios[k])
+          mean.insert(mean.end(), {cx, cy, s_k * std::sqrt(ar), s_k / std::sqrt(ar), cx, cy, s_k / std::sqrt(ar),
+                                   s_k * std::sqrt(ar)});
+      }
+  }
+  const std::vector<float> p = ssd300_priors();
+  ASSERT_EQ(p.size(), mean.size());
+  size_t worst = 0;
+  for (size_t i = 0; i < p.size(); ++i)
+    if (std::abs(p[i] - mean[i]) > std::abs(p[worst] - mean[worst])) worst = i;
+  EXPECT_NEAR(p[worst], mean[worst], kCoordTol) << "prior " << worst / 4 << " coordinate " << worst % 4;
+}
+
+TEST(Priors, ClipOptionClampsToTheImageLikeSsdPytorch) {
+  // ssd.pytorch clamps every value to [0, 1] when clip is set: the last SSD300 prior (.5, .5, .622, 1.2445) has its
+  // height clamped to 1; unclipped it extends past the image.
+  PyramidSpec spec = ssd300_spec();
+  spec.clip = true;
+  auto clipped = pyramid_priors(spec);
+  ASSERT_TRUE(clipped.ok()) << clipped.status().to_string();
+  ASSERT_EQ(clipped->size(), 8732u * 4);
+  for (float v : *clipped) ASSERT_TRUE(v >= 0.0f && v <= 1.0f) << v;
+  expect_prior(*clipped, 8731, 0.5f, 0.5f, 0.88f / std::sqrt(2.0f), 1.0f);
+}
+
 TEST(Priors, Ssd512KnownCoordinates) {
   const std::vector<float> p = ssd512_priors();
   // Step 8 on 512 -> 64 cells: cx = cy = 0.5 / 64 = 0.0078125; s = 35.84 / 512 = 0.07, s' = sqrt(0.07 * 0.15).
