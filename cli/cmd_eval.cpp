@@ -286,7 +286,9 @@ nlohmann::json to_json(const RunResult& r) {
 // ---- the command ----
 
 std::vector<const Backend*> chosen_backends(const std::string& requested, std::vector<std::string>& skipped) {
-  if (requested == "all") {
+  // MULTIBOX_BACKEND forces one backend for every tool, `--backend all` included (select_backend applies it).
+  const char* forced = std::getenv(kBackendEnvVar);
+  if (requested == "all" && (forced == nullptr || *forced == '\0')) {
     std::vector<const Backend*> list;
     for (const Backend* b : all_backends()) {
       if (Status s = b->available(); s) list.push_back(b);
@@ -377,7 +379,7 @@ void add_eval_command(CLI::App& app) {
       "eval", "Evaluate named workloads with a backend: loss terms, per-image positives and mined negatives, time "
               "per stage");
   cmd->add_option("-w,--workload", f->workloads,
-                  "Workload name(s), comma-separated, or 'all' (list them with `multibox workloads`)")
+                  "Workload name(s), comma-separated, or 'all' (list them with `multibox datasets`)")
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("-b,--backend", f->backend,
