@@ -21,7 +21,7 @@ if ((${#missing[@]} == 0)); then
   exit 0
 fi
 
-echo "setup: installing ${#missing[@]} missing package(s): ${missing[*]}"
+echo "setup: ${#missing[@]} package(s) missing: ${missing[*]}"
 if [[ "$(id -u)" -eq 0 ]]; then
   as_root=()
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
