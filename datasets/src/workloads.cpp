@@ -102,8 +102,9 @@ BatchData synthetic_ground_truths(const SyntheticSpec& spec) {
 }
 
 Workload assemble(std::string name, std::string description, std::string prior_set, std::vector<float> priors,
-                  int num_classes, BatchData data) {
+                  int num_classes, BatchData data, uint64_t seed) {
   Workload w;
+  w.seed = seed;
   w.name = std::move(name);
   w.description = std::move(description);
   w.prior_set = std::move(prior_set);
@@ -273,7 +274,8 @@ Result<Workload> make_adversarial(const WorkloadOptions& options) {
     if (Status s = fill_predictions(data, priors, classes, LogitModel::trained, seed); !s.ok()) return s;
     add_logit_ties(data, static_cast<int>(priors.size() / 4), classes);
   }
-  return assemble("adversarial", kAdversarialDescription, "tutorial", std::move(priors), classes, std::move(data));
+  return assemble("adversarial", kAdversarialDescription, "tutorial", std::move(priors), classes, std::move(data),
+                  seed);
 }
 
 Result<Workload> make_coco128(const WorkloadOptions& options) {
@@ -290,13 +292,12 @@ Result<Workload> make_coco128(const WorkloadOptions& options) {
   if (!data) return data.status();
   std::vector<float> priors = ssd300_priors();
   const int classes = coco->num_classes();
+  const uint64_t seed = options.seed ? options.seed : 1;
   if (options.predictions) {
-    if (Status s = fill_predictions(*data, priors, classes, LogitModel::trained, options.seed ? options.seed : 1);
-        !s.ok())
-      return s;
+    if (Status s = fill_predictions(*data, priors, classes, LogitModel::trained, seed); !s.ok()) return s;
   }
   return assemble("coco128", fmt::format("{} ({})", kCocoDescription, *path), "ssd300", std::move(priors), classes,
-                  std::move(*data));
+                  std::move(*data), seed);
 }
 
 }  // namespace
@@ -308,7 +309,8 @@ std::vector<std::string> coco_search_paths(const WorkloadOptions& options) {
   if (!options.coco_path.empty()) paths.push_back(options.coco_path);
   if (const char* env = std::getenv(kCocoEnvVar); env && *env) paths.emplace_back(env);
   const std::string shared = MULTIBOX_SHARED_DATASETS;
-  if (!shared.empty()) paths.push_back(shared + "/coco128/instances_train2017.json");
+  if (!shared.empty())
+    paths.push_back((std::filesystem::path(shared) / "coco128" / "instances_train2017.json").lexically_normal().string());
   return paths;
 }
 
@@ -373,11 +375,11 @@ Status fill_predictions(BatchData& data, std::span<const float> priors, int num_
           } else if (best >= 0.3f) {  // partial overlap: confusable, background usually wins
             z[label] += static_cast<float>(rng.normal(1.5, 1.0));
             z[0] += static_cast<float>(rng.normal(2.0, 1.0));
-          } else if (rng.bernoulli(0.08)) {  // hard negative: a confident false positive
-            z[rng.uniform_int(1, num_classes - 1)] += static_cast<float>(rng.normal(3.0, 1.0));
-            z[0] += static_cast<float>(rng.normal(1.0, 1.0));
+          } else if (rng.bernoulli(0.02)) {  // hard negative: a false class close behind background
+            z[rng.uniform_int(1, num_classes - 1)] += static_cast<float>(rng.normal(1.5, 1.0));
+            z[0] += static_cast<float>(rng.normal(2.5, 1.0));
           } else {  // easy negative: confident background
-            z[0] += static_cast<float>(rng.normal(7.0, 1.5));
+            z[0] += static_cast<float>(rng.normal(6.5, 0.8));
           }
           if (best >= 0.5f) {  // regression near its target, with an error a loss can still see
             const float* gb = &data.gt_boxes[static_cast<size_t>(first + best_g) * 4];
@@ -405,7 +407,7 @@ Result<Workload> make_synthetic(const SyntheticSpec& spec, std::string name) {
   std::string description = fmt::format("synthetic: {} priors, {} classes, {}-{} objects, batch {}", spec.prior_set,
                                         spec.num_classes, spec.min_objects, spec.max_objects, spec.batch);
   return assemble(std::move(name), std::move(description), spec.prior_set, std::move(*priors), spec.num_classes,
-                  std::move(data));
+                  std::move(data), spec.seed);
 }
 
 std::vector<WorkloadInfo> list_workloads() {
@@ -428,7 +430,7 @@ Result<Workload> make_workload(std::string_view name, const WorkloadOptions& opt
       if (!priors) return priors.status();
       if (Status s = check_spec(spec); !s.ok()) return s;
       return assemble(e.name, e.description, spec.prior_set, std::move(*priors), spec.num_classes,
-                      synthetic_ground_truths(spec));
+                      synthetic_ground_truths(spec), spec.seed);
     }
     auto w = make_synthetic(spec, e.name);
     if (w) w->description = e.description;

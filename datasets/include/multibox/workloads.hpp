@@ -42,6 +42,7 @@ struct Workload {
   ProblemShape shape;         // max_ground_truths == total ground truths of `data`
   BatchData data;
   Config config;              // the configuration the workload is meant to be run with (defaults unless stated)
+  uint64_t seed = 0;          // the seed it was drawn with (the workload's own when the caller gave none)
 };
 
 struct WorkloadInfo {
