@@ -56,8 +56,4 @@ struct ImageLossOutputs {
 ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
                      LossScratch& scratch);
 
-// Makes this thread's streaming (non-temporal) stores visible to other threads; call before leaving the
-// parallel region.
-void flush_streaming_stores();
-
 }  // namespace multibox::simd

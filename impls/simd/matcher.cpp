@@ -9,6 +9,7 @@
 #include <hwy/highway.h>
 
 #include "core/math.hpp"
+#include "simd/streaming.hpp"
 
 namespace multibox::simd {
 namespace {
@@ -203,7 +204,7 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
   result.unmatched_ground_truths = static_cast<int32_t>(G - std::count(s.gt_done.begin(), s.gt_done.begin() + G, 1));
 
   if (targets != nullptr) {
-    std::fill_n(targets, static_cast<size_t>(priors.count) * 4, 0.0f);
+    stream_zero(targets, static_cast<size_t>(priors.count) * 4);
     for (int32_t p : s.positive_priors) {
       const float* v = boxes + static_cast<size_t>(matches[p]) * 4;
       const float* prior = &priors.centre_size[static_cast<size_t>(p) * 4];

@@ -15,6 +15,7 @@
 #include "simd/loss.hpp"
 #include "simd/matcher.hpp"
 #include "simd/prior_layout.hpp"
+#include "simd/streaming.hpp"
 
 namespace multibox::simd {
 namespace {
@@ -65,6 +66,7 @@ class SimdPlan final : public Plan {
         image_match_[b] = match_image(priors_, config_, gt.boxes.data() + static_cast<size_t>(first) * 4, gt.count(b),
                                       out.matches.data() + b * P, out.forced_prior.data() + first,
                                       encode ? out.targets.data() + b * P * 4 : nullptr, match_scratch_[t]);
+        flush_streaming_stores();  // the targets' zeros must be visible to whichever thread reads them next
       }  // implicit barrier: every image's P_b is known below
 
       if (forward) {
