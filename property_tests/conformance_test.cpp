@@ -33,21 +33,21 @@ class Conformance : public ::testing::TestWithParam<const Backend*> {
 };
 
 // Case counts are per backend, before MULTIBOX_PROPERTY_SCALE; cheap properties get more.
-TEST_P(Conformance, ForcedMatchesFollowTheDefinition) { check(150, prop_forced_matches); }
-TEST_P(Conformance, ThresholdMatchesFollowTheDefinition) { check(150, prop_threshold_matches); }
-TEST_P(Conformance, MiningSelectsTheHardestNegatives) { check(150, prop_mining); }
-TEST_P(Conformance, LossFollowsTheDefinition) { check(100, prop_loss_definition); }
-TEST_P(Conformance, NoPositivesGivesZeroLossAndGradients) { check(60, prop_no_positives); }
-TEST_P(Conformance, ExtremeLogitsStayFinite) { check(100, prop_extreme_logits); }
-TEST_P(Conformance, GradientsMatchFiniteDifferences) { check(100, prop_finite_differences); }
-TEST_P(Conformance, EncodeThenDecodeReturnsTheGroundTruth) { check(100, prop_encode_decode); }
-TEST_P(Conformance, PermutingGroundTruthsPermutesMatches) { check(100, prop_permute_ground_truths); }
-TEST_P(Conformance, ScalingByAPowerOfTwoChangesNothing) { check(100, prop_scale_power_of_two); }
-TEST_P(Conformance, SplittingTheBatchKeepsTheTotals) { check(100, prop_split_batch); }
-TEST_P(Conformance, AddingAGroundTruthOverlappingNothingChangesNothingElse) { check(100, prop_add_far_ground_truth); }
-TEST_P(Conformance, AgreesWithTheReference) { check(150, prop_agrees_with_reference); }
-TEST_P(Conformance, IsDeterministic) { check(60, prop_deterministic); }
-TEST_P(Conformance, RejectsInvalidInputNamingTheElement) { check(60, prop_rejects_invalid_input); }
+TEST_P(Conformance, ForcedMatchesFollowTheDefinition) { check(450, prop_forced_matches); }
+TEST_P(Conformance, ThresholdMatchesFollowTheDefinition) { check(450, prop_threshold_matches); }
+TEST_P(Conformance, MiningSelectsTheHardestNegatives) { check(450, prop_mining); }
+TEST_P(Conformance, LossFollowsTheDefinition) { check(300, prop_loss_definition); }
+TEST_P(Conformance, NoPositivesGivesZeroLossAndGradients) { check(180, prop_no_positives); }
+TEST_P(Conformance, ExtremeLogitsStayFinite) { check(300, prop_extreme_logits); }
+TEST_P(Conformance, GradientsMatchFiniteDifferences) { check(300, prop_finite_differences); }
+TEST_P(Conformance, EncodeThenDecodeReturnsTheGroundTruth) { check(300, prop_encode_decode); }
+TEST_P(Conformance, PermutingGroundTruthsPermutesMatches) { check(300, prop_permute_ground_truths); }
+TEST_P(Conformance, ScalingByAPowerOfTwoChangesNothing) { check(300, prop_scale_power_of_two); }
+TEST_P(Conformance, SplittingTheBatchKeepsTheTotals) { check(300, prop_split_batch); }
+TEST_P(Conformance, AddingAGroundTruthOverlappingNothingChangesNothingElse) { check(300, prop_add_far_ground_truth); }
+TEST_P(Conformance, AgreesWithTheReference) { check(450, prop_agrees_with_reference); }
+TEST_P(Conformance, IsDeterministic) { check(180, prop_deterministic); }
+TEST_P(Conformance, RejectsInvalidInputNamingTheElement) { check(180, prop_rejects_invalid_input); }
 
 std::string backend_test_name(const ::testing::TestParamInfo<const Backend*>& info) {
   std::string name(info.param->name());

@@ -16,8 +16,13 @@ struct CaseOptions {
   int max_batch = 3;
   // Weight of the standard SSD300 set (8732 priors) among prior sets; 0 keeps a property to small sets.
   int standard_set_weight = 1;
-  std::vector<SceneKind> scenes = {SceneKind::empty,   SceneKind::random,      SceneKind::jittered,
-                                   SceneKind::crowded, SceneKind::adversarial, SceneKind::far_away};
+  // Scene kind of each image, drawn uniformly from this list: repeat a kind to weight it. Images without positives
+  // (empty, far_away) are kept rare because most properties prove little on them; one property targets them.
+  std::vector<SceneKind> scenes = {SceneKind::empty,       SceneKind::far_away,    SceneKind::random,
+                                   SceneKind::random,      SceneKind::random,      SceneKind::jittered,
+                                   SceneKind::jittered,    SceneKind::jittered,    SceneKind::jittered,
+                                   SceneKind::crowded,     SceneKind::crowded,     SceneKind::adversarial,
+                                   SceneKind::adversarial, SceneKind::adversarial, SceneKind::adversarial};
   std::vector<LogitKind> logits = {LogitKind::random, LogitKind::extreme, LogitKind::ties, LogitKind::trained};
   std::optional<ForcedMatch> forced_match;  // unset: both modes
   // Sometimes set pos/neg thresholds to an IoU that occurs in the case, so '>=' versus '>' is exercised.
