@@ -1,13 +1,13 @@
 // The named workloads of issue 4: synthetic scenes on the standard prior sets, adversarial scenes aimed at the
 // tie-breaking rules of DESIGN.md, and the COCO128 annotations. Everything is drawn from datasets::Rng streams
-// derived from (seed, purpose, image), so a workload is the same bytes on every machine and standard library.
+// derived from (seed, purpose, image), with distributions written here rather than the standard library's, so a
+// seed gives the same bytes with any C++ standard library (only libm's log/exp/pow/sqrt enter the values).
 #include "multibox/workloads.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 
 #include <fmt/format.h>
 
