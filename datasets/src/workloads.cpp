@@ -343,6 +343,8 @@ Status fill_predictions(BatchData& data, std::span<const float> priors, int num_
   std::vector<core::Box> corners(static_cast<size_t>(num_priors));
   for (int p = 0; p < num_priors; ++p) corners[p] = corners_of(priors, p);
 
+  // Each image draws from its own stream, so the images can be filled in parallel with identical bytes.
+#pragma omp parallel for schedule(dynamic)
   for (int b = 0; b < batch; ++b) {
     Rng rng(derive_seed(seed, kPredictionStream, static_cast<uint64_t>(b)));
     const int first = data.gt_offsets[b], count = data.gt_offsets[b + 1] - first;

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <omp.h>
+
 #include "core/math.hpp"
 #include "multibox/priors.hpp"
 #include "multibox/workloads.hpp"
@@ -42,6 +44,16 @@ TEST_P(NamedWorkload, SameSeedGivesIdenticalBytes) {
   const Workload a = make(GetParam(), 7, small_batch(GetParam()));
   const Workload b = make(GetParam(), 7, small_batch(GetParam()));
   EXPECT_TRUE(same_workload(a, b));
+}
+
+TEST_P(NamedWorkload, ThreadCountDoesNotChangeTheBytes) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const Workload serial = make(GetParam(), 11, 4);
+  omp_set_num_threads(std::max(2, threads));
+  const Workload parallel = make(GetParam(), 11, 4);
+  omp_set_num_threads(threads);
+  EXPECT_TRUE(same_workload(serial, parallel));
 }
 
 TEST_P(NamedWorkload, DifferentSeedGivesDifferentData) {
