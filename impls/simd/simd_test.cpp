@@ -1,0 +1,145 @@
+// Tests of what is particular to the SIMD backend (the conformance suite covers agreement in general): bitwise
+// determinism across thread counts, the incremental bipartite stage under heavy conflicts, the precision of
+// confident rows, and the NaN scan fused into the loss pass.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "multibox/compare.hpp"
+#include "multibox/multibox.hpp"
+#include "multibox/workloads.hpp"
+#include "simd/simd_backend.hpp"
+
+namespace multibox {
+namespace {
+
+BatchOutputs run_simd(const Workload& w, const Config& config, Stage stage, int threads) {
+  PlanOptions options;
+  options.num_threads = threads;
+  auto plan = simd::backend().prepare(w.shape, w.priors, config, options);
+  EXPECT_TRUE(plan.ok()) << plan.status().to_string();
+  BatchOutputs out(w.shape, w.shape.max_ground_truths);
+  const Status s = plan.value()->run(w.data.ground_truths(), w.data.predictions(), stage, out.view());
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return out;
+}
+
+BatchOutputs run_reference(const Workload& w, const Config& config, Stage stage) {
+  auto plan = reference_backend().prepare(w.shape, w.priors, config);
+  EXPECT_TRUE(plan.ok()) << plan.status().to_string();
+  BatchOutputs out(w.shape, w.shape.max_ground_truths);
+  const Status s = plan.value()->run(w.data.ground_truths(), w.data.predictions(), stage, out.view());
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return out;
+}
+
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+class SimdBackend : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Status s = simd::backend().available(); !s) GTEST_SKIP() << "simd backend unavailable: " << s.message();
+  }
+};
+
+TEST_F(SimdBackend, ThreadCountChangesNoBit) {
+  for (const char* name : {"crowded", "ssd300-coco"}) {
+    WorkloadOptions options;
+    options.batch = 5;  // odd, so images split unevenly across threads
+    Result<Workload> w = make_workload(name, options);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    const BatchOutputs one = run_simd(*w, w->config, Stage::backward, 1);
+    ASSERT_GT(one.loss.num_positives, 0) << name << ": a batch without positives would prove nothing";
+    for (int threads : {2, 3, 8}) {
+      const BatchOutputs many = run_simd(*w, w->config, Stage::backward, threads);
+      SCOPED_TRACE(std::string(name) + ", " + std::to_string(threads) + " threads");
+      EXPECT_TRUE(same_bits(one.matches, many.matches));
+      EXPECT_TRUE(same_bits(one.forced_prior, many.forced_prior));
+      EXPECT_TRUE(same_bits(one.targets, many.targets));
+      EXPECT_TRUE(same_bits(one.mined, many.mined));
+      EXPECT_TRUE(same_bits(one.grad_conf, many.grad_conf));
+      EXPECT_TRUE(same_bits(one.grad_loc, many.grad_loc));
+      EXPECT_EQ(std::memcmp(&one.loss, &many.loss, sizeof(LossTerms)), 0);
+    }
+  }
+}
+
+// Dozens of ground truths clustered on the tutorial's 441 priors share their best priors, so the incremental
+// bipartite stage re-scans constantly; it must still make the literal greedy loop's choices.
+TEST_F(SimdBackend, BipartiteUnderHeavyConflictMatchesTheGreedyLoop) {
+  SyntheticSpec spec;
+  spec.prior_set = "tutorial";
+  spec.batch = 4;
+  spec.num_classes = 5;
+  spec.min_objects = 40;
+  spec.max_objects = 60;
+  spec.min_box_size = 0.1f;
+  spec.max_box_size = 0.5f;
+  Result<Workload> w = make_synthetic(spec, "clustered");
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  for (ForcedMatch mode : {ForcedMatch::bipartite, ForcedMatch::argmax}) {
+    Config config = w->config;
+    config.forced_match = mode;
+    const BatchOutputs ref = run_reference(*w, config, Stage::match);
+    const BatchOutputs got = run_simd(*w, config, Stage::match, 2);
+    const AgreementReport report = compare_outputs(w->shape, config, w->data.ground_truths(), w->data.predictions(),
+                                                   Stage::match, ref, got);
+    EXPECT_EQ(report.overall(), Verdict::passed) << to_string(mode) << "\n" << report.to_string();
+  }
+}
+
+// A positive whose label beats every other class by 20: CE = log(1 + 80 e^-20) ~ 1.6e-7. A float logsumexp that
+// adds the max element's 1 first would lose it entirely; the backend sums the rest separately.
+TEST_F(SimdBackend, ConfidentRowsKeepTheirRelativePrecision) {
+  const std::vector<float> priors = {0.5f, 0.5f, 0.4f, 0.4f};
+  ProblemShape shape{1, 1, 81, 1};
+  BatchData data;
+  data.gt_boxes = {0.3f, 0.3f, 0.7f, 0.7f};
+  data.gt_labels = {7};
+  data.gt_offsets = {0, 1};
+  data.conf.assign(81, 0.0f);
+  data.conf[7] = 20.0f;
+  data.loc.assign(4, 0.0f);
+  auto plan = simd::backend().prepare(shape, priors, Config{});
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  BatchOutputs out(shape, 1);
+  ASSERT_TRUE(plan.value()->run(data.ground_truths(), data.predictions(), Stage::backward, out.view()).ok());
+  const double rest = 80.0 * std::exp(-20.0);
+  EXPECT_NEAR(out.loss.conf_sum, std::log1p(rest), 1e-5 * std::log1p(rest));
+  EXPECT_NEAR(out.grad_conf[7], -rest / (1.0 + rest), 1e-5 * rest);
+}
+
+// Ignored priors are skipped by the cross-entropy pass, yet their logits must still be scanned, and the error must
+// be the shared validator's, naming the element, as from every other backend.
+TEST_F(SimdBackend, NanInAnIgnoredRowIsReportedLikeTheReference) {
+  WorkloadOptions options;
+  options.batch = 2;
+  Result<Workload> w = make_workload("ssd300-coco", options);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  Config config = w->config;
+  config.neg_threshold = 0.3f;
+  const BatchOutputs clean = run_simd(*w, config, Stage::match, 1);
+  size_t ignored = clean.matches.size();
+  for (size_t i = clean.matches.size(); i-- > 0;)
+    if (clean.matches[i] == kIgnored) ignored = i;
+  ASSERT_LT(ignored, clean.matches.size()) << "the workload has no ignored prior";
+  const size_t C = static_cast<size_t>(w->shape.num_classes);
+  w->data.conf[ignored * C + 3] = NAN;
+
+  auto plan = simd::backend().prepare(w->shape, w->priors, config);
+  ASSERT_TRUE(plan.ok());
+  BatchOutputs out(w->shape, w->shape.max_ground_truths);
+  const Status got = plan.value()->run(w->data.ground_truths(), w->data.predictions(), Stage::forward, out.view());
+  const Status want = validate_predictions(w->shape, w->data.predictions(), true);
+  ASSERT_FALSE(want.ok());
+  EXPECT_EQ(got.to_string(), want.to_string());
+}
+
+}  // namespace
+}  // namespace multibox
