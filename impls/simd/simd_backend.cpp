@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 namespace multibox::simd {
 namespace {
 
+// Runs one batch at a time: the per-thread scratch belongs to the plan, so concurrent run() calls need one plan each.
 class SimdPlan final : public Plan {
  public:
   SimdPlan(const ProblemShape& shape, std::span<const float> priors, const Config& config, int threads,
@@ -162,7 +164,8 @@ class SimdBackend final : public Backend {
     if (Status s = validate_priors(priors, shape.num_priors); !s) return s;
     if (options.num_threads < 0)
       return Status(ErrorCode::invalid_config, fmt::format("num_threads must be >= 0, got {}", options.num_threads));
-    const int threads = options.num_threads > 0 ? options.num_threads : omp_get_max_threads();
+    // Images are the unit of work, so threads beyond the batch would only hold scratch memory.
+    const int threads = std::min(options.num_threads > 0 ? options.num_threads : omp_get_max_threads(), shape.batch);
     return std::unique_ptr<Plan>(std::make_unique<SimdPlan>(shape, priors, config, threads, options));
   }
 };
