@@ -2,6 +2,7 @@
 // MISTRUSTED would let every backend through, so each verdict is provoked on purpose here.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -169,11 +170,25 @@ TEST(Compare, SizeMismatchFails) {
   EXPECT_EQ(find(f.compare(c), "grad_conf").verdict, Verdict::failed);
 }
 
+// The gradient row a correct backend writes for prior `p` of image 0 when it mines it (a negative: target 0).
+void write_mined_gradient_row(const Fixture& f, BatchOutputs& out, int p) {
+  const float* row = &f.data.conf[p * 3];
+  const double m = std::max({row[0], row[1], row[2]});
+  double sum = 0;
+  for (int c = 0; c < 3; ++c) sum += std::exp(row[c] - m);
+  for (int c = 0; c < 3; ++c)
+    out.grad_conf[p * 3 + c] =
+        static_cast<float>((std::exp(row[c] - m) / sum - (c == 0 ? 1.0 : 0.0)) / out.loss.num_positives);
+}
+
 TEST(Compare, NearTieSwapInMinedSetIsAccepted) {
   Fixture f;
   BatchOutputs c = f.reference;
   c.mined[3] = 0;  // drop the reference's pick ...
   c.mined[2] = 1;  // ... for its near-tie partner (CE within ~1e-6 relative)
+  // ... and write the gradients that selection implies: the swapped rows are checked against them.
+  std::fill_n(c.grad_conf.begin() + 3 * 3, 3, 0.0f);
+  write_mined_gradient_row(f, c, 2);
   const AgreementReport report = f.compare(c);
   const QuantityVerdict q = find(report, "mined");
   EXPECT_EQ(q.verdict, Verdict::passed) << q.detail;
@@ -181,6 +196,20 @@ TEST(Compare, NearTieSwapInMinedSetIsAccepted) {
   EXPECT_GT(q.worst_error, 0.0);
   EXPECT_LE(q.worst_error, kMiningTieRelEps);
   EXPECT_EQ(report.overall(), Verdict::passed) << report.to_string();
+}
+
+TEST(Compare, NearTieSwapWithGradientsOfTheOtherSelectionIsRejected) {
+  // Accepting the swap does not excuse gradients that belong to the reference's selection.
+  Fixture f;
+  BatchOutputs c = f.reference;
+  c.mined[3] = 0;
+  c.mined[2] = 1;
+  const AgreementReport report = f.compare(c);
+  EXPECT_EQ(find(report, "mined").verdict, Verdict::passed);
+  const QuantityVerdict q = find(report, "grad_conf");
+  EXPECT_EQ(q.verdict, Verdict::failed);
+  EXPECT_GE(q.mismatches, 4u);  // rows 2 and 3, every class with a non-negligible softmax
+  EXPECT_NE(q.detail.find("image 0, prior 3"), std::string::npos) << q.detail;  // the dropped row: ~-1/N vs 0
 }
 
 TEST(Compare, NonTieSwapInMinedSetIsRejected) {

@@ -243,7 +243,7 @@ void prop_forced_matches(const Backend& backend) {
     const std::vector<float> iou = iou_matrix(c, data, b);
     const std::vector<int32_t> expected = c.config.forced_match == ForcedMatch::bipartite ? expected_bipartite(iou, G, P)
                                                                                           : expected_argmax(iou, G, P);
-    const int32_t* forced = &out.forced_prior[data.gt_offsets[b]];
+    const int32_t* forced = out.forced_prior.data() + data.gt_offsets[b];  // G may be 0: no operator[] past the end
     for (int g = 0; g < G; ++g)
       if (forced[g] != expected[g])
         fail(fmt::format("image {}, gt {}: forced prior {}, but the {} definition gives {} (IoU there {:.9g})", b, g,
@@ -618,7 +618,7 @@ bool order_dependent(const Case& c, const BatchData& data, int b) {
   if (c.config.forced_match == ForcedMatch::argmax) {
     const std::vector<int32_t> forced = expected_argmax(iou, G, P);
     for (int g = 0; g < G; ++g)
-      if (forced[g] < 0 && std::any_of(&iou[static_cast<size_t>(g) * P], &iou[static_cast<size_t>(g + 1) * P],
+      if (forced[g] < 0 && std::any_of(iou.begin() + static_cast<ptrdiff_t>(g) * P, iou.begin() + static_cast<ptrdiff_t>(g + 1) * P,
                                        [](float v) { return v > 0; }))
         return true;
   }

@@ -183,3 +183,7 @@ void showValue(const Case& c, std::ostream& os) {
 }
 
 }  // namespace multibox::proptest
+
+namespace multibox {
+void showValue(Stage stage, std::ostream& os) { os << to_string(stage); }
+}  // namespace multibox

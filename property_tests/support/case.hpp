@@ -86,3 +86,8 @@ void showValue(const Scene& scene, std::ostream& os);
 void showValue(const Case& c, std::ostream& os);
 
 }  // namespace multibox::proptest
+
+namespace multibox {
+// Printer for stages drawn by properties (found by argument-dependent lookup in the enum's namespace).
+void showValue(Stage stage, std::ostream& os);
+}  // namespace multibox
