@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -173,6 +174,7 @@ Result<CocoDataset> parse_coco(std::string_view json_text, const CocoOptions& op
   }
 
   std::vector<std::vector<Kept>> per_image(out.images.size());
+  std::unordered_set<int64_t> annotation_ids_seen;
   const double tol = options.edge_tolerance_px;
   for (size_t i = 0; i < (*annotations_json)->size(); ++i) {
     const json& a = (**annotations_json)[i];
@@ -188,6 +190,9 @@ Result<CocoDataset> parse_coco(std::string_view json_text, const CocoOptions& op
       if (!id) return {ErrorCode::invalid_input, fmt::format("annotation at index {}: {}", i, id.status().message())};
       annotation_id = *id;
       const std::string where = fmt::format("annotation id {} (index {})", annotation_id, i);
+      // Boxes are traced back to the file by id, so an id must name one annotation.
+      if (!annotation_ids_seen.insert(annotation_id).second)
+        return {ErrorCode::invalid_input, fmt::format("{}: the id appears twice", where)};
       auto image_id = integer_field(a, "image_id");
       if (!image_id) return {ErrorCode::invalid_input, fmt::format("{}: {}", where, image_id.status().message())};
       const auto image = image_of.find(*image_id);

@@ -121,6 +121,9 @@ TEST(Coco, MalformedAnnotationsNameTheirId) {
   expect_error_naming(coco_json(R"({"id": 50, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5], "iscrowd": "no"})"),
                       "annotation id 50");
   expect_error_naming(coco_json(R"({"id": 51, "category_id": 3, "bbox": [1, 1, 5, 5]})"), "annotation id 51");
+  expect_error_naming(coco_json(R"({"id": 53, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]},
+                                   {"id": 53, "image_id": 2, "category_id": 3, "bbox": [1, 1, 5, 5]})"),
+                      "annotation id 53 (index 1): the id appears twice");
   // Without an id the index is all there is to name.
   expect_error_naming(coco_json(R"({"id": 52, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]},
                                    {"image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]})"),
@@ -193,6 +196,18 @@ TEST_F(Coco128, KnownCounts) {
     const float* b = &all->boxes[g * 4];
     EXPECT_TRUE(b[0] >= 0 && b[2] <= 1 && b[1] >= 0 && b[3] <= 1 && b[2] > b[0] && b[3] > b[1])
         << "annotation " << all->annotation_ids[g];
+  }
+}
+
+// Cut anywhere, the real file must give a clean error, never a crash or a partial dataset.
+TEST_F(Coco128, TruncatedFileIsMalformedJson) {
+  std::ifstream in(path_);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(text.size(), 1000u);
+  for (size_t cut : {size_t{1}, size_t{100}, text.size() / 3, text.size() / 2, text.size() - 2}) {
+    auto d = parse_coco(std::string_view(text).substr(0, cut), {}, "cut");
+    ASSERT_FALSE(d) << "cut at " << cut;
+    EXPECT_NE(d.status().message().find("malformed JSON"), std::string::npos) << d.status().message();
   }
 }
 
