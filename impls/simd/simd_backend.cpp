@@ -1,18 +1,18 @@
-// The SIMD plan: images are independent, so threads take whole images (OpenMP, dynamic schedule) and every
+// The SIMD plan: images are independent, so threads take whole images (ImagePool, one image at a time) and every
 // per-image result lands in its own slot; totals are summed in image order afterwards, which makes the output
 // bit-identical at any thread count.
 #include "simd/simd_backend.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 #include <hwy/highway.h>
 #include <hwy/targets.h>
 
+#include "simd/image_pool.hpp"
 #include "simd/loss.hpp"
 #include "simd/matcher.hpp"
 #include "simd/prior_layout.hpp"
@@ -29,13 +29,13 @@ class SimdPlan final : public Plan {
       : shape_(shape),
         config_(config),
         options_(options),
-        threads_(threads),
         priors_(PriorLayout::build(priors, shape.num_priors)),
         image_match_(shape.batch),
-        image_loss_(shape.batch) {
-    match_scratch_.reserve(threads_);
-    loss_scratch_.reserve(threads_);
-    for (int t = 0; t < threads_; ++t) {
+        image_loss_(shape.batch),
+        pool_(threads) {
+    match_scratch_.reserve(threads);
+    loss_scratch_.reserve(threads);
+    for (int t = 0; t < threads; ++t) {
       match_scratch_.emplace_back(priors_, shape.max_ground_truths);
       loss_scratch_.emplace_back(shape.num_priors);
     }
@@ -59,44 +59,38 @@ class SimdPlan final : public Plan {
     const bool encode = stage >= Stage::encode;
     const bool backward = stage >= Stage::backward;
 
-#pragma omp parallel num_threads(threads_)
-    {
-      const int t = omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-      for (int b = 0; b < B; ++b) {
-        const int32_t first = gt.offsets[b];
-        image_match_[b] = match_image(priors_, config_, gt.boxes.data() + static_cast<size_t>(first) * 4, gt.count(b),
-                                      out.matches.data() + b * P, out.forced_prior.data() + first,
-                                      encode ? out.targets.data() + b * P * 4 : nullptr, match_scratch_[t]);
-        flush_streaming_stores();  // the targets' zeros must be visible to whichever thread reads them next
-      }  // implicit barrier: every image's P_b is known below
+    pool_.run(B, [&](int b, int worker) {
+      const int32_t first = gt.offsets[b];
+      image_match_[b] = match_image(priors_, config_, gt.boxes.data() + static_cast<size_t>(first) * 4, gt.count(b),
+                                    out.matches.data() + b * P, out.forced_prior.data() + first,
+                                    encode ? out.targets.data() + b * P * 4 : nullptr, match_scratch_[worker]);
+      flush_streaming_stores();  // the targets' zeros must be visible to whichever thread reads them next
+    });
 
-      if (forward) {
-        int64_t batch_positives = 0;
-        for (int b = 0; b < B; ++b) batch_positives += image_match_[b].positives;
-#pragma omp for schedule(dynamic, 1)
-        for (int b = 0; b < B; ++b) {
-          ImageLossInputs in;
-          in.num_priors = shape_.num_priors;
-          in.num_classes = shape_.num_classes;
-          in.conf = pred.conf.data() + b * P * C;
-          in.loc = pred.loc.data() + b * P * 4;
-          in.matches = out.matches.data() + b * P;
-          in.labels = gt.labels.data() + gt.offsets[b];
-          in.targets = out.targets.data() + b * P * 4;
-          in.positives = image_match_[b].positives;
-          in.batch_positives = batch_positives;
-          in.check_values = options_.check_prediction_values;
-          ImageLossOutputs o;
-          o.mined = out.mined.data() + b * P;
-          if (backward) {
-            o.grad_conf = out.grad_conf.data() + b * P * C;
-            o.grad_loc = out.grad_loc.data() + b * P * 4;
-          }
-          image_loss_[b] = image_loss(config_, in, o, loss_scratch_[t]);
+    if (forward) {
+      int64_t batch_positives = 0;  // N: the gradients need it, so every image is matched before any loss
+      for (int b = 0; b < B; ++b) batch_positives += image_match_[b].positives;
+      pool_.run(B, [&](int b, int worker) {
+        ImageLossInputs in;
+        in.num_priors = shape_.num_priors;
+        in.num_classes = shape_.num_classes;
+        in.conf = pred.conf.data() + b * P * C;
+        in.loc = pred.loc.data() + b * P * 4;
+        in.matches = out.matches.data() + b * P;
+        in.labels = gt.labels.data() + gt.offsets[b];
+        in.targets = out.targets.data() + b * P * 4;
+        in.positives = image_match_[b].positives;
+        in.batch_positives = batch_positives;
+        in.check_values = options_.check_prediction_values;
+        ImageLossOutputs o;
+        o.mined = out.mined.data() + b * P;
+        if (backward) {
+          o.grad_conf = out.grad_conf.data() + b * P * C;
+          o.grad_loc = out.grad_loc.data() + b * P * 4;
         }
+        image_loss_[b] = image_loss(config_, in, o, loss_scratch_[worker]);
         flush_streaming_stores();
-      }
+      });
     }
 
     LossTerms loss;
@@ -134,12 +128,12 @@ class SimdPlan final : public Plan {
   ProblemShape shape_;
   Config config_;
   PlanOptions options_;
-  int threads_;
   PriorLayout priors_;
   std::vector<ImageMatch> image_match_;
   std::vector<ImageLoss> image_loss_;
   std::vector<MatchScratch> match_scratch_;  // one per thread
   std::vector<LossScratch> loss_scratch_;    // one per thread
+  ImagePool pool_;                           // last: its workers stop before the scratch goes away
 };
 
 class SimdBackend final : public Backend {
@@ -147,7 +141,7 @@ class SimdBackend final : public Backend {
   std::string_view name() const noexcept override { return "simd"; }
   std::string_view description() const noexcept override {
     static const std::string text = fmt::format(
-        "CPU, Highway {} vectors, OpenMP across images: block-skipping IoU, incremental bipartite, fused loss pass",
+        "CPU, Highway {} vectors, a thread per image: block-skipping IoU, incremental bipartite, fused loss pass",
         hwy::TargetName(HWY_STATIC_TARGET));
     return text;
   }
@@ -165,7 +159,8 @@ class SimdBackend final : public Backend {
     if (options.num_threads < 0)
       return Status(ErrorCode::invalid_config, fmt::format("num_threads must be >= 0, got {}", options.num_threads));
     // Images are the unit of work, so threads beyond the batch would only hold scratch memory.
-    const int threads = std::min(options.num_threads > 0 ? options.num_threads : omp_get_max_threads(), shape.batch);
+    const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    const int threads = std::min(options.num_threads > 0 ? options.num_threads : cores, shape.batch);
     return std::unique_ptr<Plan>(std::make_unique<SimdPlan>(shape, priors, config, threads, options));
   }
 };
