@@ -31,7 +31,8 @@ void expect_rejected(const Backend& broken, PropertyFn property) {
   EXPECT_THAT(result.repro, HasSubstr("RC_PARAMS=\"reproduce="));
   // One line, so a log grep finds the whole reproduction.
   EXPECT_EQ(result.repro.find('\n'), std::string::npos);
-  std::cout << "  rejected as expected: " << result.repro << "\n";
+  std::cout << "  rejected as expected (" << result.report.substr(0, result.report.find('\n')) << "): " << result.repro
+            << "\n";
 }
 
 TEST(SuiteHasTeeth, BipartiteLastGroundTruthWinsFailsForcedMatches) {
