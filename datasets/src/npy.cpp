@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <optional>
 
 #include <fmt/format.h>
@@ -288,9 +289,18 @@ Result<Array> read(const std::filesystem::path& path) {
     return bad(path, "array is in Fortran order; save a C-order array (np.ascontiguousarray)");
 
   const size_t width = item_size(array.dtype);
-  const size_t expected_bytes = static_cast<size_t>(array.elements()) * width;
   const size_t data_start = header_start + header_len;
   const size_t available = file.size() - data_start;
+  // Bounded product: a hostile shape such as (2**40, 2**40) must not wrap around to a small byte count.
+  size_t expected_bytes = width;
+  if (std::find(array.shape.begin(), array.shape.end(), 0) != array.shape.end()) expected_bytes = 0;
+  for (int64_t d : array.shape) {
+    if (expected_bytes == 0) break;
+    if (expected_bytes > std::numeric_limits<size_t>::max() / static_cast<size_t>(d))
+      return bad(path, fmt::format("truncated: shape {} of {} needs more data bytes than the {} present",
+                                   format_shape(array.shape), to_string(array.dtype), available));
+    expected_bytes *= static_cast<size_t>(d);
+  }
   if (available < expected_bytes)
     return bad(path, fmt::format("truncated: shape {} of {} needs {} data bytes but only {} are present",
                                  format_shape(array.shape), to_string(array.dtype), expected_bytes, available));

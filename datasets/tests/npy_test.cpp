@@ -158,6 +158,19 @@ TEST_F(NpyTest, RejectsTruncatedData) {
   EXPECT_THAT(truncated.status().message(), HasSubstr("truncated: shape (2, 3) of float32 needs 24 data bytes but only 21"));
 }
 
+TEST_F(NpyTest, RejectsShapesWhoseByteCountWouldOverflow) {
+  const auto bytes = slurp(kFixtures / "f4_2x3.npy");
+  std::string header(bytes.begin() + 10, bytes.begin() + 10 + bytes[8]);
+  const std::string huge = "(1099511627776, 1099511627776)";  // 2**40 squared wraps a 64-bit byte count
+  header.replace(header.find("(2, 3)"), 6, huge);
+  header.erase(header.size() - 1 - (huge.size() - 6), huge.size() - 6);  // keep the padded length
+  auto damaged = bytes;
+  std::copy(header.begin(), header.end(), damaged.begin() + 10);
+  auto result = read(spit("huge.npy", damaged));
+  ASSERT_FALSE(result.ok());
+  EXPECT_THAT(result.status().message(), HasSubstr("needs more data bytes than the 24 present"));
+}
+
 TEST_F(NpyTest, RejectsTruncatedHeader) {
   auto bytes = slurp(kFixtures / "f4_2x3.npy");
   bytes.resize(40);
