@@ -47,9 +47,10 @@ void add_datasets_command(CLI::App& app) {
     for (const std::string& name : names) {
       auto w = make_workload(name, options);
       if (!w) {
-        // A workload whose file is absent is listed with the reason, not hidden.
+        // A workload whose file is absent is listed with the reason, not hidden; it is an error only when asked for.
         fmt::print("{:<12} unavailable: {}\n", name, w.status().message());
-        if (w.status().code() != ErrorCode::io_error) ++failures;
+        if (w.status().code() != ErrorCode::io_error || !flags->workloads.empty() || !flags->coco_path.empty())
+          ++failures;
         continue;
       }
       const WorkloadStats s = workload_stats(*w);

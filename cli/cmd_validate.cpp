@@ -35,6 +35,10 @@ void add_validate_command(CLI::App& app) {
   f->stage_opt = cmd->add_option("--stage", f->stage, "With a backend: the last stage to run and judge")
                      ->check(CLI::IsMember({"match", "encode", "forward", "backward"}));
   cmd->add_option("--threads", f->threads, "Threads for the backend (0: its default)");
+  cmd->footer(
+      "Quantities a program did not write are reported as 'not provided' and do not fail.\n"
+      "Exit status: 0 when every provided quantity PASSED or is MISTRUSTED (nothing to prove), 1 when any FAILED,\n"
+      "2 when the case or the outputs could not be read.");
   cmd->callback([f] {
     auto fail = [](const std::string& message) {
       std::cerr << "multibox validate: " << message << '\n';
