@@ -194,11 +194,11 @@ class GoldenTest : public ::testing::TestWithParam<std::tuple<std::string, Golde
     label_ = fmt::format("{} {}", golden_case.name, backend_name);
   }
 
-  // Repro line for any failure: which backend on which committed case.
+  // One line that reruns exactly this backend on this committed case.
   std::string repro() const {
-    return fmt::format("reproduce: MULTIBOX_BACKEND={} on datasets/golden/cases/{} (multibox_case_tests "
-                       "--gtest_filter='*Golden*')",
-                       std::get<0>(GetParam()), std::get<1>(GetParam()).name);
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    return fmt::format("reproduce: multibox_case_tests --gtest_filter='{}.{}' (case datasets/golden/cases/{})",
+                       info->test_suite_name(), info->name(), std::get<1>(GetParam()).name);
   }
 
   const Backend* backend_ = nullptr;
