@@ -39,9 +39,6 @@ constexpr double kFdStepLoc = 1e-4;
 constexpr double kFdRelTol = 1e-4;
 constexpr double kFdAbsTol = 1e-6;
 
-// Per-property case counts: a full run of every property over one backend takes well under a minute on one core in
-// a release build (see property_tests/README.md for measurements); MULTIBOX_PROPERTY_SCALE multiplies them.
-
 // ---------------------------------------------------------------------------------------------------------------
 // Running a backend.
 

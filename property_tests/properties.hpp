@@ -11,12 +11,6 @@ namespace multibox::proptest {
 
 using PropertyFn = void (*)(const Backend& backend);
 
-struct PropertyInfo {
-  const char* name;
-  int base_cases;  // cases per run before MULTIBOX_PROPERTY_SCALE
-  PropertyFn fn;
-};
-
 void prop_forced_matches(const Backend& backend);
 void prop_threshold_matches(const Backend& backend);
 void prop_mining(const Backend& backend);
