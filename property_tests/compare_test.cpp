@@ -113,6 +113,29 @@ TEST(Compare, GradientOutsideToleranceFailsAndNamesTheElement) {
   EXPECT_NEAR(q.worst_error, 1e-3, 1e-5);
 }
 
+// Targets computed from priors rebuilt out of float32 corners (torchvision's BoxCoder) drift by a few ulps of a
+// coordinate divided by variance x prior side. Prior 5 is 0.3 wide, so with var_xy = 0.1 one coordinate ulp of 1.0
+// (1.19e-7) moves dx by 1.19e-7 / 0.03 = 4.0e-6: outside kTargetAbsTol + kTargetRelTol |t| for a target near 0,
+// inside the allowance of 4 ulps / 0.03 = 1.6e-5 granted when the comparator is given the priors.
+TEST(Compare, PriorRoundTripDriftNeedsThePriorsAllowance) {
+  Fixture f;
+  BatchOutputs c = f.reference;
+  const size_t dx = 5 * 4;
+  c.targets[dx] = static_cast<float>(c.targets[dx] + 0x1p-23 / (0.1 * 0.3));
+  const AgreementReport strict = f.compare(c);
+  EXPECT_EQ(find(strict, "targets").verdict, Verdict::failed) << strict.to_string();
+  const AgreementReport lenient = compare_outputs(f.shape, f.config, f.data.ground_truths(), f.data.predictions(),
+                                                  Stage::backward, f.reference, c, CompareOptions{f.priors});
+  EXPECT_EQ(find(lenient, "targets").verdict, Verdict::passed) << lenient.to_string();
+  // Beyond the allowance it fails even with the priors given, naming the element.
+  c.targets[dx] = static_cast<float>(f.reference.targets[dx] + 8 * 0x1p-23 / (0.1 * 0.3));
+  const AgreementReport beyond = compare_outputs(f.shape, f.config, f.data.ground_truths(), f.data.predictions(),
+                                                 Stage::backward, f.reference, c, CompareOptions{f.priors});
+  const QuantityVerdict q = find(beyond, "targets");
+  EXPECT_EQ(q.verdict, Verdict::failed) << beyond.to_string();
+  EXPECT_NE(q.detail.find("image 0, prior 5, coord 0"), std::string::npos) << q.detail;
+}
+
 TEST(Compare, LossOutsideToleranceFails) {
   Fixture f;
   BatchOutputs c = f.reference;

@@ -86,8 +86,9 @@ Result<CaseValidation> validate_case_outputs(const Case& c, const BatchOutputs& 
     if (!s) return Status(ErrorCode::invalid_input, fmt::format("case '{}': unknown output quantity '{}'", c.name, q));
     result.stage = std::max(result.stage, *s);
   }
+  // Outputs judged here may come from any program, so priors rebuilt from corners get their allowance.
   const AgreementReport report = compare_outputs(c.shape, c.config, c.data.ground_truths(), c.data.predictions(),
-                                                 result.stage, reference, candidate);
+                                                 result.stage, reference, candidate, CompareOptions{c.priors});
   for (const QuantityVerdict& q : report.quantities) {
     const std::string stem = file_stem_of_quantity(q.quantity);
     const bool provided = std::find(present.begin(), present.end(), stem) != present.end();

@@ -101,7 +101,8 @@ QuantityVerdict compare_exact(std::string quantity, std::span<const T> reference
 // and a NaN comparison would otherwise slip through as "not greater than the tolerance"). worst_error is the
 // relative error of the element furthest outside (or closest to) its tolerance, with |r| floored at abs/rel.
 QuantityVerdict compare_close(std::string quantity, std::span<const float> reference, std::span<const float> candidate,
-                              double rel_tol, double abs_tol, const std::function<std::string(size_t)>& name) {
+                              double rel_tol, double abs_tol, const std::function<std::string(size_t)>& name,
+                              const std::function<double(size_t)>& slack = nullptr) {
   if (reference.size() != candidate.size()) return size_mismatch(std::move(quantity), reference.size(), candidate.size());
   QuantityVerdict q;
   q.quantity = std::move(quantity);
@@ -118,7 +119,7 @@ QuantityVerdict compare_close(std::string quantity, std::span<const float> refer
     }
     any_nonzero = any_nonzero || r != 0.0 || c != 0.0;
     const double err = std::abs(c - r);
-    const double allowed = abs_tol + rel_tol * std::abs(r);
+    const double allowed = abs_tol + rel_tol * std::abs(r) + (slack ? slack(i) : 0.0);
     if (err > allowed) ++q.mismatches;
     const double excess = err / allowed;
     if (excess > worst_excess) worst_excess = excess, worst = i;
@@ -139,7 +140,7 @@ QuantityVerdict compare_close(std::string quantity, std::span<const float> refer
   const double r = reference[worst], c = candidate[worst];
   const std::string worst_text =
       fmt::format("{}: reference {:.9g}, candidate {:.9g}, |diff| {:.3g} (allowed {:.3g})", name(worst), r, c,
-                  std::abs(c - r), abs_tol + rel_tol * std::abs(r));
+                  std::abs(c - r), abs_tol + rel_tol * std::abs(r) + (slack ? slack(worst) : 0.0));
   if (q.mismatches > 0) {
     q.verdict = Verdict::failed;
     q.detail = "worst at " + worst_text;
@@ -249,8 +250,7 @@ QuantityVerdict compare_mined(const ProblemShape& shape, const PredictionView& p
 
 AgreementReport compare_outputs(const ProblemShape& shape, const Config& config, const GroundTruthView& gt,
                                 const PredictionView& pred, Stage stage, const BatchOutputs& reference,
-                                const BatchOutputs& candidate) {
-  (void)config;  // matches and targets already carry everything config decided
+                                const BatchOutputs& candidate, const CompareOptions& options) {
   AgreementReport report;
   const int P = shape.num_priors;
   const int C = shape.num_classes;
@@ -280,10 +280,25 @@ AgreementReport compare_outputs(const ProblemShape& shape, const Config& config,
     return q;
   };
 
+  // Allowance for implementations that round-trip priors through corners (see kPriorRoundTripError).
+  std::function<double(size_t)> target_slack, grad_loc_slack;
+  if (options.priors.size() == static_cast<size_t>(P) * 4) {
+    target_slack = [&options, &config, P](size_t i) {
+      const size_t prior = (i / 4) % static_cast<size_t>(P), k = i % 4;
+      const double side = options.priors[prior * 4 + 2 + (k % 2)];
+      const double variance = k < 2 ? config.variance_xy : config.variance_wh;
+      return kPriorRoundTripError / (variance * side);
+    };
+    const double n = static_cast<double>(std::max<int64_t>(1, reference.loss.num_positives));
+    const double beta = config.smooth_l1_beta > 0 ? config.smooth_l1_beta : 1.0;  // L1's derivative is a step
+    grad_loc_slack = [target_slack, &config, n, beta](size_t i) {
+      return target_slack(i) * config.alpha / (beta * n);
+    };
+  }
   if (stage >= Stage::encode)
     report.quantities.push_back(distrust_without_positives(
         compare_close("targets", reference.targets, candidate.targets, kTargetRelTol, kTargetAbsTol,
-                      [P](size_t i) { return name_element(i, P, 4, "coord"); })));
+                      [P](size_t i) { return name_element(i, P, 4, "coord"); }, target_slack)));
   if (stage >= Stage::forward) {
     report.quantities.push_back(compare_exact<int32_t>("mined_negatives", I32(reference.mined_negatives),
                                                        I32(candidate.mined_negatives), image_name));
@@ -339,7 +354,7 @@ AgreementReport compare_outputs(const ProblemShape& shape, const Config& config,
                       [P, C](size_t i) { return name_element(i, P, C, "class"); })));
     report.quantities.push_back(distrust_without_positives(
         compare_close("grad_loc", reference.grad_loc, candidate.grad_loc, kGradRelTol, kGradAbsTol,
-                      [P](size_t i) { return name_element(i, P, 4, "coord"); })));
+                      [P](size_t i) { return name_element(i, P, 4, "coord"); }, grad_loc_slack)));
   }
   return report;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,18 @@ inline constexpr double kTargetAbsTol = 1e-6;
 // Near-tie band for mined negatives: a candidate may pick a different negative only if the reference CE of
 // everything it picked is within this (relative to max(1, |CE|)) of the K_b-th largest reference CE.
 inline constexpr double kMiningTieRelEps = 1e-5;
+
+// An implementation that rebuilds each prior's centre and size from float32 corners (torchvision's BoxCoder does,
+// as do most PyTorch SSD heads) moves a prior coordinate by up to a few ulps of 1.0; through (g - p) / (var * side)
+// that is this much divided by variance x prior side in each target (measured: 4.2e-6 on SSD300's 0.1-wide priors).
+inline constexpr double kPriorRoundTripError = 4 * 0x1p-23;  // 4 ulps of 1.0
+
+struct CompareOptions {
+  // When set ([P][4] centre-size), targets and grad_loc also allow kPriorRoundTripError / (variance x prior side)
+  // per element (times alpha / (beta N) for grad_loc). `multibox validate` sets it for outputs written by other
+  // programs; backends built on core::encode are held to the tighter tolerances above.
+  std::span<const float> priors;
+};
 
 enum class Verdict { passed, failed, mistrusted };
 const char* to_string(Verdict v) noexcept;
@@ -49,6 +62,6 @@ struct AgreementReport {
 // both were computed from (needed to recompute reference cross-entropies for the near-tie rule).
 AgreementReport compare_outputs(const ProblemShape& shape, const Config& config, const GroundTruthView& gt,
                                 const PredictionView& pred, Stage stage, const BatchOutputs& reference,
-                                const BatchOutputs& candidate);
+                                const BatchOutputs& candidate, const CompareOptions& options = {});
 
 }  // namespace multibox
