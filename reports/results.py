@@ -63,10 +63,16 @@ def load(path):
     with open(path) as f:
         doc = json.load(f)
     results = {}
-    for entry in doc.get("benchmarks", []):
-        if entry.get("run_type") == "aggregate":
-            continue  # recomputed from the repetitions, never trusted second-hand
+    entries = doc.get("benchmarks", [])
+    with_repetitions = {normalise_name(e.get("run_name") or e["name"]) for e in entries
+                        if e.get("run_type") != "aggregate"}
+    for entry in entries:
         key = normalise_name(entry.get("run_name") or entry["name"])
+        if entry.get("run_type") == "aggregate":
+            # Medians are recomputed from the repetitions; a run with --benchmark_report_aggregates_only wrote
+            # none, and then its median is the one sample there is.
+            if key in with_repetitions or entry.get("aggregate_name") != "median":
+                continue
         parts = split_key(key)
         if parts is None:
             continue  # not one of ours

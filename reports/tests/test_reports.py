@@ -203,6 +203,15 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(r.median_ms, 2.0)
         self.assertEqual((r.backend, r.group, r.case, r.stage, r.threads), ("simd", "headline", "x", "backward", 2))
 
+    def test_aggregates_only_run_uses_its_median(self):
+        path = os.path.join(self.dir.name, "agg_only.json")
+        base = bench_entry("simd/headline/x/backward/t2", 0, 0)
+        entries = [dict(base, run_type="aggregate", name=base["name"] + "_" + agg, aggregate_name=agg, real_time=v)
+                   for agg, v in (("mean", 5.0), ("median", 4.0), ("stddev", 0.5))]
+        write(path, entries)
+        _, loaded, _ = results.load(path)
+        self.assertEqual(loaded["simd/headline/x/backward/t2"].times_ms, [4.0])
+
 
 if __name__ == "__main__":
     unittest.main()
