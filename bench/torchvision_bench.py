@@ -2,7 +2,8 @@
 """Times torchvision's SSD target assignment and loss on the inputs `multibox_bench --multibox_dump_inputs` wrote.
 
 The peer figure of issue 5: per image `box_iou` + `SSDMatcher` (as `SSD.forward` does in training), then
-`SSD.compute_loss`, and for the training step `backward()` through it. Run with Debian's torch
+`SSD.compute_loss`, and for the training step `backward()` through it. The forward-only stage runs with autograd
+recording, as the forward half of a training step does. Run with Debian's torch
 (/usr/bin/python3; python3-torchvision) and 2 threads, like the C++ suite on this machine:
 
     /usr/bin/python3 bench/torchvision_bench.py --inputs out/bench-inputs --out out/torchvision.json
