@@ -38,6 +38,9 @@ std::vector<BenchCase> build_cases() {
   // Headline: SSD300, batch 32, COCO-like scenes, 81 and 21 classes, against torchvision.
   cases.push_back({"headline", "ssd300-coco-c81", coco_like("ssd300", 32, 81), std::nullopt, all_stages, thread_axis, true});
   cases.push_back({"headline", "ssd300-coco-c21", coco_like("ssd300", 32, 21), std::nullopt, all_stages, thread_axis, true});
+  // Real annotations: the first 32 COCO128 images (0 to 42 boxes each) on SSD300 priors, 81 classes.
+  cases.push_back({"real", "coco128-b32", coco_like("ssd300", 32, 81), std::nullopt, all_stages, default_threads, true,
+                   "coco128"});
   // Matching alone at SSD512 with 100 objects per image, bipartite against argmax.
   for (ForcedMatch mode : {ForcedMatch::bipartite, ForcedMatch::argmax})
     cases.push_back({"matching", std::string("ssd512-g100-") + to_string(mode), with_objects(coco_like("ssd512", 32, 81), 100),
@@ -90,7 +93,12 @@ double stage_bytes(const ProblemShape& shape, int total_ground_truths, Stage sta
 }
 
 Result<Workload> make_case_workload(const BenchCase& c) {
-  Result<Workload> w = make_synthetic(c.spec, c.name);
+  Result<Workload> w = [&]() -> Result<Workload> {
+    if (c.workload.empty()) return make_synthetic(c.spec, c.name);
+    WorkloadOptions options;
+    options.batch = c.spec.batch;
+    return make_workload(c.workload, options);
+  }();
   if (!w) return w;
   if (c.forced_match) w->config.forced_match = *c.forced_match;
   if (Status s = validate_ground_truths(w->shape, w->data.ground_truths()); !s) return s;

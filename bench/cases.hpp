@@ -22,6 +22,9 @@ struct BenchCase {
   // The naive reference is run only where it finishes in about a second per iteration: it is the literal
   // O(G^2 * P) oracle, so a matching case with 100 objects per image would take minutes.
   bool with_reference = false;
+  // A named workload (datasets/) to run instead of `spec`, at spec.batch images: the real COCO128 annotations.
+  // Its file may be absent on a user's machine; the case is then skipped with the reason, not failed.
+  std::string workload;
 };
 
 const std::vector<BenchCase>& bench_cases();

@@ -85,6 +85,10 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
     return;
   }
   LoadedCase& loaded = load_case(c);
+  if (!loaded.error.ok() && !c.workload.empty() && loaded.error.code() == ErrorCode::io_error) {
+    state.SkipWithError(("skipped, workload file unavailable: " + loaded.error.message()).c_str());
+    return;
+  }
   if (!loaded.error.ok()) return fail(state, "workload " + c.name, loaded.error);
   const Workload& w = loaded.workload;
 
