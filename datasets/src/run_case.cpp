@@ -86,9 +86,18 @@ Result<CaseValidation> validate_case_outputs(const Case& c, const BatchOutputs& 
     if (!s) return Status(ErrorCode::invalid_input, fmt::format("case '{}': unknown output quantity '{}'", c.name, q));
     result.stage = std::max(result.stage, *s);
   }
+  // The comparator reads the candidate's mined set to judge gradient rows of near-tie swaps; a program that wrote
+  // gradients but no mined.npy is judged against the reference's selection, not against an empty one.
+  const bool mined_provided = std::find(present.begin(), present.end(), "mined") != present.end();
+  BatchOutputs with_reference_selection;
+  if (!mined_provided && result.stage >= Stage::backward) {
+    with_reference_selection = candidate;
+    with_reference_selection.mined = reference.mined;
+  }
+  const BatchOutputs& judged = with_reference_selection.mined.empty() ? candidate : with_reference_selection;
   // Outputs judged here may come from any program, so priors rebuilt from corners get their allowance.
   const AgreementReport report = compare_outputs(c.shape, c.config, c.data.ground_truths(), c.data.predictions(),
-                                                 result.stage, reference, candidate, CompareOptions{c.priors});
+                                                 result.stage, reference, judged, CompareOptions{c.priors});
   for (const QuantityVerdict& q : report.quantities) {
     const std::string stem = file_stem_of_quantity(q.quantity);
     const bool provided = std::find(present.begin(), present.end(), stem) != present.end();

@@ -114,6 +114,33 @@ TEST(RunCase, PerturbedGradientFailsAndAbsentFilesAreNotProvided) {
   EXPECT_FALSE(validate_case_outputs(c, *reference, candidate, {"bogus"}));
 }
 
+// A program that writes its gradients but not its mined mask (the README's outline does exactly that) is judged
+// against the reference's selection; an absent mask must not read as "nothing mined" and fail every mined row.
+TEST(RunCase, GradientsWithoutAMinedMaskAreJudgedAgainstTheReferenceSelection) {
+  TempDir dir;
+  const Case c = tutorial_case();
+  auto reference = run_on_case(reference_backend(), c, Stage::backward);
+  ASSERT_TRUE(reference);
+  ASSERT_TRUE(write_case(dir.path(), c).ok());
+  ASSERT_TRUE(write_outputs(dir.path() / "out", c, *reference, Stage::backward).ok());
+  for (const char* absent : {"mined.npy", "mined_negatives.npy", "targets.npy", "forced_prior.npy"})
+    ASSERT_TRUE(fs::remove(dir.path() / "out" / absent)) << absent;
+  auto loaded = read_outputs(dir.path() / "out", c);
+  ASSERT_TRUE(loaded) << loaded.status().to_string();
+  auto v = validate_case_outputs(c, *reference, loaded->outputs, loaded->present);
+  ASSERT_TRUE(v) << v.status().to_string();
+  EXPECT_EQ(v->overall(), Verdict::passed) << v->to_string();
+  // ... and a real gradient error is still caught on a mined row.
+  BatchOutputs candidate = loaded->outputs;
+  size_t mined_row = 0;
+  while (mined_row < reference->mined.size() && reference->mined[mined_row] == 0) ++mined_row;
+  ASSERT_LT(mined_row, reference->mined.size());
+  candidate.grad_conf[mined_row * c.shape.num_classes] *= 1.01f;
+  auto bad = validate_case_outputs(c, *reference, candidate, loaded->present);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->overall(), Verdict::failed) << bad->to_string();
+}
+
 TEST(RunCase, EveryAvailableBackendAgreesOnTheAdversarialCase) {
   auto w = make_workload("adversarial");
   ASSERT_TRUE(w);
