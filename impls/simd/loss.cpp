@@ -5,6 +5,14 @@
 // 12.6 ms, Eigen with a double sum 85-91 ms, Highway with the masked sum, the NaN scan and hwy::Exp 12.9 ms
 // (7.5 against Eigen's 10.5 ms at C=21). The cheaper exp below, row groups and the histogram pre-selection of
 // negatives then took the forward stage (SSD300, batch 32, C=81, one thread) from 18 to 13-14 ms of CPU.
+// The FMA pipe bounds the row kernels (5 exp vectors per row alone run at 35 cycles a row, one 512-bit FMA per
+// cycle here), so the exp polynomial went from degree 7 to 5, and the zero gradient rows are streamed during the
+// logits pass rather than in a pass of their own (measured on the shared 2-core VM, best of 25 runs of one thread
+// over the 32 images: forward C=81 9.0-9.3 -> 8.8-9.1 ms, hot in cache 7.6-7.8 -> 6.9-7.1 ms, C=21 4.5-4.9 ->
+// 4.2-4.4 ms; forward+backward C=81 12.5-15.0 -> 11.9-14.2 ms, C=21 5.6-5.7 -> 4.9-5.2 ms). Tried and dropped:
+// gathering the C % 16 tail columns across a row group (C=21 got 8% slower: gathers cost more than the masked
+// exp they save) and reducing a group's 16 rows with one permute tree instead of a horizontal reduction per row
+// (no measurable change).
 #include "simd/loss.hpp"
 
 #include <algorithm>
@@ -31,22 +39,21 @@ constexpr int kRowGroup = 16;
 // Sign, exponent and 3 mantissa bits of a CE: 4096 buckets, each a factor of at most 1.125 wide.
 constexpr int kHistogramBits = 12;
 
-// exp(t) for the t <= 0 of a max-shifted row, in 12 vector operations on AVX-512 against ~24 for hwy::Exp (which
-// also handles t > 0): t = n ln2 + r with |r| <= ln2/2, a degree-7 Taylor polynomial (truncation below 1e-8
-// relative), then r scaled by 2^n. The single-constant reduction costs |n| * 2e-9 relative (< 3e-7 down to the
-// clamp at -200, below which the result underflows to 0 anyway). exp(0) is exactly 1.
+// exp(t) for the t <= 0 of a max-shifted row, in 10 vector operations on AVX-512 against ~24 for hwy::Exp (which
+// also handles t > 0): t = n ln2 + r with |r| <= ln2/2, a degree-5 polynomial with p(0) = 1 fitted for minimax
+// relative error on that interval (1.5e-7 with float rounding, against 7e-8 for the degree-7 Taylor polynomial it
+// replaced; the comparator allows 1e-5), then r scaled by 2^n. The single-constant reduction costs |n| * 2e-9
+// relative (< 3e-7 down to the clamp at -200, below which the result underflows to 0 anyway). exp(0) is exactly 1.
 HWY_INLINE VF exp_nonpositive(VF t) {
   const DF d;
   t = hn::Max(t, hn::Set(d, -200.0f));  // keeps t * log2(e) and the reduction finite when x - max overflows
   const VF n = hn::Round(hn::Mul(t, hn::Set(d, 1.44269504088896341f)));
   const VF r = hn::MulAdd(n, hn::Set(d, -0.693147180559945309f), t);
-  VF p = hn::Set(d, 1.0f / 5040);
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 720));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 120));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 24));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 6));
-  p = hn::MulAdd(p, r, hn::Set(d, 0.5f));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  VF p = hn::Set(d, 0.008290315046906471f);
+  p = hn::MulAdd(p, r, hn::Set(d, 0.04189793020486832f));
+  p = hn::MulAdd(p, r, hn::Set(d, 0.1666763573884964f));
+  p = hn::MulAdd(p, r, hn::Set(d, 0.4999915063381195f));
+  p = hn::MulAdd(p, r, hn::Set(d, 0.9999997019767761f));
   p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
 #if HWY_TARGET <= HWY_AVX3
   // vscalefps: p * 2^n in one instruction, with gradual underflow (Highway 1.0 has no op for it).
@@ -186,6 +193,17 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
 
   // Pass 1: every row but the ignored ones (which are still scanned for NaN when asked).
   HWY_ALIGN float log_sum[kRowGroup];
+  // With the backward stage, the zero gradient rows are streamed out group by group between the rows' compute, so
+  // the writes overlap the exp work instead of taking a pass of their own. Only whole vectors are streamed at a
+  // group's end, so the next group never writes into a partially streamed vector.
+  const size_t lanes = hn::Lanes(DF());
+  size_t zero_from = 0;  // gradient elements before this are written
+  auto zero_until = [&](size_t end) {
+    if (end > zero_from) {
+      stream_zero(out.grad_conf + zero_from, end - zero_from);
+      zero_from = end;
+    }
+  };
   for (int p0 = 0; p0 < P; p0 += kRowGroup) {
     const int p1 = std::min(P, p0 + kRowGroup);
     for (int p = p0; p < p1; ++p)
@@ -217,11 +235,19 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
           out.grad_loc[i] = static_cast<float>(alpha * core::smooth_l1_grad<double>(diff, beta) / n);
       }
       if (backward && in.batch_positives > 0) {
-        float* grad = out.grad_conf + static_cast<size_t>(p) * C;
+        const size_t row_start = static_cast<size_t>(p) * C;
+        zero_until(row_start);
+        zero_from = row_start + C;
+        float* grad = out.grad_conf + row_start;
         softmax_row(x, C, s.row_max[p], s.row_log_sum[p], inv_n, grad);
         // softmax - 1 = expm1(log softmax): exact where the row is confident and the difference is tiny.
         grad[y] = std::expm1((x[y] - s.row_max[p]) - s.row_log_sum[p]) * inv_n;
       }
+    }
+    if (backward) {
+      size_t end = static_cast<size_t>(p1) * C;
+      if (p1 < P) end -= (reinterpret_cast<uintptr_t>(out.grad_conf + end) / sizeof(float)) % lanes;
+      zero_until(end);
     }
   }
 
@@ -238,26 +264,16 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
   }
   result.mined = static_cast<int32_t>(quota);
 
-  // Pass 2: mined rows get their gradient, positive rows keep theirs from pass 1, everything else is zero.
-  if (backward) {
-    if (in.batch_positives == 0) {
-      stream_zero(out.grad_conf, static_cast<size_t>(P) * C);
-      return result;
-    }
-    size_t zero_from = 0;
-    for (int p = 0; p < P; ++p) {
-      const bool positive = in.matches[p] >= 0;
-      if (!positive && !out.mined[p]) continue;
-      const size_t row_start = static_cast<size_t>(p) * C;
-      stream_zero(out.grad_conf + zero_from, row_start - zero_from);
-      zero_from = row_start + C;
-      if (positive) continue;
+  // Pass 2: mined rows get their gradient over the zeros pass 1 streamed; positive rows keep theirs from pass 1.
+  if (backward && in.batch_positives > 0) {
+    flush_streaming_stores();  // orders the streamed zeros before the ordinary stores that overwrite some of them
+    for (int64_t k = 0; k < quota; ++k) {
+      const int p = s.negatives[k].prior;
       const float* x = logits(p);
-      float* grad = out.grad_conf + row_start;
+      float* grad = out.grad_conf + static_cast<size_t>(p) * C;
       softmax_row(x, C, s.row_max[p], s.row_log_sum[p], inv_n, grad);
       grad[0] = std::expm1((x[0] - s.row_max[p]) - s.row_log_sum[p]) * inv_n;
     }
-    stream_zero(out.grad_conf + zero_from, static_cast<size_t>(P) * C - zero_from);
   }
   return result;
 }

@@ -1,6 +1,7 @@
 // Per-image MultiBox loss (DESIGN.md sections 4-5): one pass over the image's logits computes every needed row's
-// max, logsumexp and cross-entropy (and the gradient rows of positives while they are in L1), then hard negatives
-// are selected with nth_element and a second, sparse pass writes their gradient rows and streams zeros elsewhere.
+// max, logsumexp and cross-entropy (and the gradient rows of positives while they are in L1, streaming zeros over
+// every other row), then hard negatives are selected with nth_element and a second, sparse pass writes their
+// gradient rows over those zeros.
 #pragma once
 
 #include <cstdint>
