@@ -1,8 +1,7 @@
 // Per-image MultiBox loss (DESIGN.md sections 4-5): one pass over the image's logits computes every needed row's
 // max, logsumexp and cross-entropy (and the gradient rows of positives while they are in L1, streaming zeros over
 // every other row), then hard negatives are selected with nth_element and a second, sparse pass writes their
-// gradient rows over those zeros. On wide rows with a small quota, negatives first get only bounds on their CE and
-// just those that could be mined get the exact one (see loss.cpp).
+// gradient rows over those zeros.
 #pragma once
 
 #include <cstdint>
@@ -22,10 +21,8 @@ struct NegativeCe {
 struct LossScratch {
   std::vector<float> row_max;      // [P] max logit of the row
   std::vector<float> row_log_sum;  // [P] log(sum(exp(row - max)))
-  std::vector<float> row_upper;    // [P] upper bound of a negative's CE, for pruning before the exact CE
   std::vector<NegativeCe> negatives;  // capacity P
   std::vector<uint32_t> histogram;    // buckets of CE bit patterns for the pre-selection of hard negatives
-  float threshold_estimate;           // the last image's pruning threshold: rows above it get their CE in pass 1
 
   explicit LossScratch(int num_priors);
 };
