@@ -630,6 +630,16 @@ void require_same_loss(const LossTerms& expected, const LossTerms& actual, const
   require_close_scalar("loss.loc_sum", expected.loc_sum, actual.loc_sum, kLossRelTol, ctx);
 }
 
+// Everything from mining on (mined set, K_b, targets, loss terms, gradients) must be unchanged.
+void require_same_mining_loss_and_gradients(const BatchOutputs& a, const BatchOutputs& z, const std::string& ctx) {
+  require_equal("mined_negatives", a.mined_negatives, z.mined_negatives, ctx);
+  require_equal("mined", a.mined, z.mined, ctx);
+  require_close("targets", a.targets, z.targets, kTargetRelTol, kTargetAbsTol, ctx);
+  require_same_loss(a.loss, z.loss, ctx);
+  require_close("grad_conf", a.grad_conf, z.grad_conf, kGradRelTol, kGradAbsTol, ctx);
+  require_close("grad_loc", a.grad_loc, z.grad_loc, kGradRelTol, kGradAbsTol, ctx);
+}
+
 }  // namespace
 
 void prop_permute_ground_truths(const Backend& backend) {
@@ -682,12 +692,7 @@ void prop_permute_ground_truths(const Backend& backend) {
   }
   require_equal("positives", a.positives, z.positives, ctx);
   require_equal("unmatched_ground_truths", a.unmatched_ground_truths, z.unmatched_ground_truths, ctx);
-  require_equal("mined_negatives", a.mined_negatives, z.mined_negatives, ctx);
-  require_equal("mined", a.mined, z.mined, ctx);
-  require_close("targets", a.targets, z.targets, kTargetRelTol, kTargetAbsTol, ctx);
-  require_same_loss(a.loss, z.loss, ctx);
-  require_close("grad_conf", a.grad_conf, z.grad_conf, kGradRelTol, kGradAbsTol, ctx);
-  require_close("grad_loc", a.grad_loc, z.grad_loc, kGradRelTol, kGradAbsTol, ctx);
+  require_same_mining_loss_and_gradients(a, z, ctx);
   RC_TAG("tie-free: checked");
 }
 
@@ -796,12 +801,7 @@ void prop_add_far_ground_truth(const Backend& backend) {
   ++unmatched[b];
   require_equal("unmatched_ground_truths", unmatched, z.unmatched_ground_truths, ctx);
   require_equal("positives", a.positives, z.positives, ctx);
-  require_equal("mined_negatives", a.mined_negatives, z.mined_negatives, ctx);
-  require_equal("mined", a.mined, z.mined, ctx);
-  require_close("targets", a.targets, z.targets, kTargetRelTol, kTargetAbsTol, ctx);
-  require_same_loss(a.loss, z.loss, ctx);
-  require_close("grad_conf", a.grad_conf, z.grad_conf, kGradRelTol, kGradAbsTol, ctx);
-  require_close("grad_loc", a.grad_loc, z.grad_loc, kGradRelTol, kGradAbsTol, ctx);
+  require_same_mining_loss_and_gradients(a, z, ctx);
 }
 
 void prop_agrees_with_reference(const Backend& backend) {
