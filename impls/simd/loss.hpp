@@ -1,7 +1,8 @@
-// Per-image MultiBox loss (DESIGN.md sections 4-5): one pass over the image's logits computes every needed row's
-// max, logsumexp and cross-entropy (and the gradient rows of positives while they are in L1, streaming zeros over
-// every other row), then hard negatives are selected with nth_element and a second, sparse pass writes their
-// gradient rows over those zeros.
+// Per-image MultiBox loss (DESIGN.md sections 4-5). Pass 1 reads every row once: its max and cheap bounds on each
+// negative's cross-entropy (zeros are streamed over the gradient meanwhile). Negatives whose upper bound is below
+// the K-th largest lower bound cannot be mined, so pass 2 computes exact cross-entropies only for the positives and
+// the remaining candidates, writes the positives' gradient rows, selects the K hardest with nth_element and writes
+// theirs. Results equal computing every row exactly; the bounds only decide which rows need it.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +21,10 @@ struct NegativeCe {
 // One thread's working memory for the loss, sized at plan time so run() never allocates.
 struct LossScratch {
   std::vector<float> row_max;      // [P] max logit of the row
-  std::vector<float> row_log_sum;  // [P] log(sum(exp(row - max)))
+  std::vector<float> row_log_sum;  // [P] log(sum(exp(row - max))), for the rows whose CE is computed exactly
+  std::vector<float> lower, upper;    // [P] bounds on each negative's CE, from its lane maxima
   std::vector<NegativeCe> negatives;  // capacity P
+  std::vector<int32_t> rows;          // capacity P: the rows whose CE is computed exactly
   std::vector<uint32_t> histogram;    // buckets of CE bit patterns for the pre-selection of hard negatives
 
   explicit LossScratch(int num_priors);

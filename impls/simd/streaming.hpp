@@ -29,6 +29,33 @@ inline void stream_zero(float* out, size_t n) {
   std::fill(out + i, out + n, 0.0f);
 }
 
+// Zeros an output slab front to back in pieces, as the caller reaches each point, so the writes overlap the work
+// between them. Only whole vectors are streamed before finish(), so no vector is ever written partly by two calls.
+// (Streaming after every row instead of every 16 rows measured slower: backward C=21 3.1 -> 3.6 ms.)
+class ZeroStream {
+ public:
+  explicit ZeroStream(float* out) : out_(out) {}
+  void until(size_t end) {
+    namespace hn = hwy::HWY_NAMESPACE;
+    const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
+    const size_t partial = (reinterpret_cast<uintptr_t>(out_ + end) / sizeof(float)) % lanes;
+    if (end < partial) return;  // not one whole vector yet
+    end -= partial;
+    if (end > done_) {
+      stream_zero(out_ + done_, end - done_);
+      done_ = end;
+    }
+  }
+  void finish(size_t end) {
+    if (end > done_) stream_zero(out_ + done_, end - done_);
+    done_ = end;
+  }
+
+ private:
+  float* out_;
+  size_t done_ = 0;
+};
+
 // Makes this thread's streaming stores visible to other threads; call before leaving the parallel region.
 inline void flush_streaming_stores() { hwy::FlushStream(); }
 
