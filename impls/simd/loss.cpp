@@ -339,7 +339,7 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
   float cut = -HUGE_VALF;  // negatives with an upper bound below this are skipped
   if (quota == 0) {
     cut = HUGE_VALF;
-  } else if (quota < negatives && bounds_finite) {
+  } else if (quota < negatives && bounds_finite && in.prune_negatives) {
     // The K-th largest lower bound, from the histogram pass 1 filled: only the rows at or above its boundary.
     const uint32_t boundary = bucket_boundary(s.histogram, quota);
     s.negatives.clear();
@@ -369,6 +369,7 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
     cut = -HUGE_VALF;
     collect_rows();
   }
+  result.exact_rows = static_cast<int32_t>(s.rows.size());
   s.negatives.clear();
   HWY_ALIGN float log_sum[kRowGroup];
   for (size_t i0 = 0; i0 < s.rows.size(); i0 += kRowGroup) {

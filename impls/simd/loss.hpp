@@ -35,6 +35,7 @@ struct ImageLoss {
   double conf_sum = 0;
   double loc_sum = 0;
   int32_t mined = 0;
+  int32_t exact_rows = 0;  // rows whose CE was computed exactly: positives and the negatives the bounds kept
   bool non_finite_prediction = false;  // the plan then reports the first bad value by name
 };
 
@@ -49,6 +50,7 @@ struct ImageLossInputs {
   int32_t positives = 0;             // P_b
   int64_t batch_positives = 0;       // N, for the gradients
   bool check_values = false;         // scan every logit and loc value for NaN/Inf in the same pass
+  bool prune_negatives = true;       // false: exact CE for every negative (what the bounds are tested against)
 };
 
 struct ImageLossOutputs {

@@ -1,6 +1,6 @@
 // Tests of what is particular to the SIMD backend (the conformance suite covers agreement in general): bitwise
 // determinism across thread counts, the incremental bipartite stage under heavy conflicts, the precision of
-// confident rows, and the NaN scan fused into the loss pass.
+// confident rows, the NaN scan fused into the loss pass, and the mining bounds that spare most rows' exact CE.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +11,7 @@
 #include "multibox/compare.hpp"
 #include "multibox/multibox.hpp"
 #include "multibox/workloads.hpp"
+#include "simd/loss.hpp"
 #include "simd/simd_backend.hpp"
 
 namespace multibox {
@@ -139,6 +140,64 @@ TEST_F(SimdBackend, NanInAnIgnoredRowIsReportedLikeTheReference) {
   const Status want = validate_predictions(w->shape, w->data.predictions(), true);
   ASSERT_FALSE(want.ok());
   EXPECT_EQ(got.to_string(), want.to_string());
+}
+
+
+// The loss computes exact CEs only for the negatives whose bound says they may be mined. On COCO-like rows (81
+// classes, SSD300 priors) that must spare most rows and change nothing: the same mined set, bit for bit the same
+// gradients, the same loss up to the order its terms are added in.
+TEST_F(SimdBackend, MiningBoundsSpareMostRowsAndChangeNothing) {
+  WorkloadOptions options;
+  options.batch = 3;
+  Result<Workload> w = make_workload("ssd300-coco", options);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  const BatchOutputs matched = run_simd(*w, w->config, Stage::encode, 1);
+  const int P = w->shape.num_priors;
+  const size_t C = static_cast<size_t>(w->shape.num_classes);
+  int64_t batch_positives = 0;
+  for (int b = 0; b < w->shape.batch; ++b) batch_positives += matched.positives[b];
+  ASSERT_GT(batch_positives, 0);
+
+  for (int b = 0; b < w->shape.batch; ++b) {
+    simd::ImageLossInputs in;
+    in.num_priors = P;
+    in.num_classes = w->shape.num_classes;
+    in.conf = w->data.conf.data() + static_cast<size_t>(b) * P * C;
+    in.loc = w->data.loc.data() + static_cast<size_t>(b) * P * 4;
+    in.matches = matched.matches.data() + static_cast<size_t>(b) * P;
+    in.labels = w->data.gt_labels.data() + w->data.gt_offsets[b];
+    in.targets = matched.targets.data() + static_cast<size_t>(b) * P * 4;
+    in.positives = matched.positives[b];
+    in.batch_positives = batch_positives;
+    int non_ignored = 0;
+    for (int p = 0; p < P; ++p) non_ignored += in.matches[p] != kIgnored;
+
+    struct Run {
+      std::vector<uint8_t> mined;
+      std::vector<float> grad_conf, grad_loc;
+      simd::ImageLoss loss;
+    };
+    auto run = [&](bool prune) {
+      Run r{std::vector<uint8_t>(P), std::vector<float>(static_cast<size_t>(P) * C, NAN),
+            std::vector<float>(static_cast<size_t>(P) * 4, NAN), {}};
+      simd::LossScratch scratch(P);
+      simd::ImageLossInputs i = in;
+      i.prune_negatives = prune;
+      r.loss = simd::image_loss(w->config, i, {r.mined.data(), r.grad_conf.data(), r.grad_loc.data()}, scratch);
+      return r;
+    };
+    const Run pruned = run(true), exact = run(false);
+    SCOPED_TRACE("image " + std::to_string(b));
+    EXPECT_EQ(exact.loss.exact_rows, non_ignored);
+    EXPECT_LT(pruned.loss.exact_rows, P / 5) << "the bounds should spare most rows of trained-looking logits";
+    EXPECT_GT(pruned.loss.mined, 0);
+    EXPECT_EQ(pruned.loss.mined, exact.loss.mined);
+    EXPECT_TRUE(pruned.mined == exact.mined);
+    EXPECT_TRUE(same_bits(pruned.grad_conf, exact.grad_conf));
+    EXPECT_TRUE(same_bits(pruned.grad_loc, exact.grad_loc));
+    EXPECT_EQ(pruned.loss.loc_sum, exact.loss.loc_sum);
+    EXPECT_NEAR(pruned.loss.conf_sum, exact.loss.conf_sum, 1e-12 * exact.loss.conf_sum);
+  }
 }
 
 }  // namespace
