@@ -1,5 +1,15 @@
 // Google Benchmark suite of issue 5: every registered backend x every case x stage (x thread count), with
-// throughput counters and a roofline ratio against a STREAM copy measured at start-up in this same process.
+// throughput counters and, for forward and backward, a roofline ratio against STREAM copy bandwidth measured in
+// this same process.
+//
+// roofline = (wall time per iteration) / (bytes / stream_GBps), where stream_GBps (also reported as a counter) is
+// the mean of two best-of-3 STREAM copies run immediately before and immediately after that benchmark's timed loop
+// (--multibox_stream_threads threads, two arrays of min(--multibox_stream_mib, 64) MiB, allocated once and reused).
+// It is measured per benchmark rather than once because this shared VM's bandwidth drifts by +-30% within minutes:
+// a start-up figure and a benchmark that runs minutes later would be taken at different moments, and the ratio
+// would mostly measure the drift. The probes add about 10-40 ms per call of a roofline benchmark (6 passes moving
+// 128 MiB each at 20-80 GB/s). The full STREAM run at start-up (copy and triad, 3 x --multibox_stream_mib MiB, best
+// of 10) is kept in the context (stream_copy_GBps, stream_triad_GBps) as the run's overall figure.
 //
 //   multibox_bench [Google Benchmark flags] [--multibox_stream_threads=2] [--multibox_stream_mib=128]
 //   multibox_bench --multibox_dump_inputs=DIR [--multibox_dump_cases=ssd300-coco-c81,...]
@@ -78,8 +88,13 @@ void fail(benchmark::State& state, const std::string& what, const Status& status
   state.SkipWithError(message.c_str());
 }
 
+// Per-benchmark probe: smaller arrays than the start-up run so that two probes per call stay under ~40 ms, but still
+// 64 MiB each (capped by --multibox_stream_mib, which the smoke test lowers to stay quick), well past the LLC.
+constexpr size_t kProbeMaxArrayBytes = size_t{64} << 20;
+constexpr int kProbeTrials = 3;
+
 void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& backend, Stage stage, int threads,
-                   double copy_bytes_per_second) {
+                   CopyProbe& probe) {
   if (Status s = backend.available(); !s) {
     state.SkipWithError(("skipped, backend unavailable: " + s.message()).c_str());
     return;
@@ -114,6 +129,9 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
     warmed = true;
   }
 
+  // Bandwidth probed right at the timed loop's edges, so the roofline compares time and bandwidth of one moment.
+  const bool has_roofline = stage != Stage::match;
+  const double copy_before = has_roofline ? probe.copy_gb_per_s(kProbeTrials) : 0;
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     Status s = plan->run(gt, pred, stage, out);
@@ -124,6 +142,7 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
     benchmark::ClobberMemory();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double copy_after = has_roofline ? probe.copy_gb_per_s(kProbeTrials) : 0;
 
   using benchmark::Counter;
   const ProblemShape& shape = w.shape;
@@ -133,13 +152,16 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
   state.counters["bytes"] = bytes;
   state.counters["priors/s"] = Counter(static_cast<double>(shape.batch) * shape.num_priors, Counter::kIsIterationInvariantRate);
   state.counters["images/s"] = Counter(shape.batch, Counter::kIsIterationInvariantRate);
-  if (stage == Stage::match) {
+  if (!has_roofline) {
     state.counters["pairs/s"] = Counter(static_cast<double>(total_gts) * shape.num_priors, Counter::kIsIterationInvariantRate);
   } else {
     // Wall time per iteration over the memory floor (bytes / STREAM copy bandwidth): 1.0 would be bandwidth bound.
-    // Timed here rather than derived from Google Benchmark's figure so the console shows a plain ratio.
+    // Timed here rather than derived from Google Benchmark's figure so the console shows a plain ratio. The mean of
+    // the two probes stands for the bandwidth during the loop, which lies between them in time.
+    const double copy_gb_per_s = 0.5 * (copy_before + copy_after);
     const double iterations = std::max<double>(1, static_cast<double>(state.iterations()));
-    state.counters["roofline"] = seconds / iterations / (bytes / copy_bytes_per_second);
+    state.counters["stream_GBps"] = copy_gb_per_s;
+    state.counters["roofline"] = seconds / iterations / (bytes / (copy_gb_per_s * 1e9));
     state.counters["loss"] = loaded.outputs->loss.total;
     state.counters["N"] = static_cast<double>(loaded.outputs->loss.num_positives);
   }
@@ -147,7 +169,7 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
                              to_string(w.config.forced_match)));
 }
 
-void register_benchmarks(double copy_bytes_per_second) {
+void register_benchmarks(CopyProbe& probe) {
   for (const BenchCase& c : bench_cases()) {
     for (const Backend* backend : all_backends()) {
       const bool is_reference = backend == &reference_backend();
@@ -158,8 +180,8 @@ void register_benchmarks(double copy_bytes_per_second) {
         for (int t : threads) {
           const std::string name = fmt::format("{}/{}/{}/{}/t{}", backend->name(), c.group, c.name, to_string(stage), t);
           benchmark::RegisterBenchmark(name.c_str(),
-                                       [&c, backend, stage, t, copy_bytes_per_second](benchmark::State& state) {
-                                         run_benchmark(state, c, *backend, stage, t, copy_bytes_per_second);
+                                       [&c, backend, stage, t, &probe](benchmark::State& state) {
+                                         run_benchmark(state, c, *backend, stage, t, probe);
                                        })
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();  // threaded backends: CPU time of the calling thread would under-count
@@ -350,7 +372,10 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "STREAM (%d threads, 3 x %zu MiB): copy %.1f GB/s, triad %.1f GB/s\n", stream.threads,
                stream.array_bytes >> 20, stream.copy_gb_per_s, stream.triad_gb_per_s);
 
-  register_benchmarks(stream.copy_gb_per_s * 1e9);
+  CopyProbe probe(flags.stream_threads,
+                  std::min(static_cast<size_t>(flags.stream_mib) << 20, kProbeMaxArrayBytes));
+  benchmark::AddCustomContext("stream_probe_array_MiB", std::to_string(probe.array_bytes() >> 20));
+  register_benchmarks(probe);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return g_run_failed ? 1 : 0;

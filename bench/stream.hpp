@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 
 namespace multibox::bench {
 
@@ -17,5 +18,28 @@ struct StreamResult {
 // Best of `trials` timed passes (the first pass, which faults the pages in, is not timed), as STREAM reports.
 // Arrays must be far larger than the last-level cache or the figure measures the cache instead of memory.
 StreamResult measure_stream(int threads, size_t array_bytes, int trials);
+
+// STREAM copy only, cheap enough to run right before and right after every roofline benchmark: on a shared VM the
+// bandwidth drifts within minutes, so a figure from start-up says little about a benchmark that runs later. The two
+// arrays are allocated and faulted in on the first call and reused by every later one, so page faults are never
+// timed and the allocation is paid only by runs that use the probe.
+class CopyProbe {
+ public:
+  CopyProbe(int threads, size_t array_bytes);
+  ~CopyProbe();
+  CopyProbe(const CopyProbe&) = delete;
+  CopyProbe& operator=(const CopyProbe&) = delete;
+
+  // Best of `trials` copy passes, in GB/s (STREAM's 2 x 8 bytes per element).
+  double copy_gb_per_s(int trials);
+
+  int threads() const { return threads_; }
+  size_t array_bytes() const;
+
+ private:
+  int threads_;
+  std::ptrdiff_t n_;
+  std::unique_ptr<double[]> a_, c_;
+};
 
 }  // namespace multibox::bench

@@ -83,12 +83,23 @@ class Report:
                 return r
         return None
 
+    def copy_bandwidth(self, r):
+        """GB/s the roofline of r is judged against.
+
+        The benchmark's own stream_GBps (copy probed right before and after its timed loop, median over repetitions
+        like the time) when present: the VM's bandwidth drifts within minutes, so the start-up figure in the context
+        can be far from what the benchmark saw. Older JSON without that counter falls back to the start-up figure.
+        """
+        own = r.counter("stream_GBps")
+        return own if own else self.copy_gbps
+
     def roofline(self, r):
-        """Median time over the memory floor of the same run (bytes / STREAM copy bandwidth)."""
+        """Median time over the memory floor (bytes / STREAM copy bandwidth measured around the benchmark)."""
         b = r.counter("bytes")
-        if not b or not self.copy_gbps or self.copy_gbps != self.copy_gbps or r.stage not in ("forward", "backward"):
+        gbps = self.copy_bandwidth(r)
+        if not b or not gbps or gbps != gbps or r.stage not in ("forward", "backward"):
             return None
-        return r.median_ms / (b / (self.copy_gbps * 1e9) * 1e3)
+        return r.median_ms / (b / (gbps * 1e9) * 1e3)
 
     def gbps(self, r):
         b = r.counter("bytes")
@@ -110,7 +121,17 @@ class Report:
                      f"load average at start: {', '.join(f'{x:.2f}' for x in c.get('load_avg', [])) or '?'}")
         lines.append(f"- memory bandwidth measured in the same process (STREAM-style, {c.get('stream_threads', '?')} "
                      f"threads, 3 x {c.get('stream_array_MiB', '?')} MiB): copy {c.get('stream_copy_GBps', '?')} GB/s, "
-                     f"triad {c.get('stream_triad_GBps', '?')} GB/s; roofline = median time / (bytes / copy bandwidth)")
+                     f"triad {c.get('stream_triad_GBps', '?')} GB/s at start-up")
+        per_benchmark = any(r.counter("stream_GBps") for r in self.results.values())
+        if per_benchmark:
+            lines.append(f"- roofline = median time / (bytes / copy bandwidth), the copy bandwidth being each "
+                         f"benchmark's own stream_GBps (median over repetitions of a STREAM copy, "
+                         f"{c.get('stream_probe_array_MiB', '?')} MiB arrays, probed right before and after its timed "
+                         f"loop, since this machine's bandwidth drifts within minutes); the start-up figure is "
+                         f"context only")
+        else:
+            lines.append("- roofline = median time / (bytes / copy bandwidth), with the start-up copy bandwidth above "
+                         "(this JSON has no per-benchmark stream_GBps)")
         lines.append(f"- backends: {c.get('multibox_backends', '?')}")
         if self.tv_reason:
             lines.append(f"- torchvision peer: NOT MEASURED ({self.tv_reason})")
@@ -153,7 +174,8 @@ class Report:
             ratio = self.roofline(mine) if mine else None
             rows.append((what, backend, "not run" if ratio is None else
                          f"{ratio:.2f} ({fmt_ms(mine.median_ms)} ms vs floor "
-                         f"{fmt_ms(mine.median_ms / ratio)} ms)", f"<= {limit:g}",
+                         f"{fmt_ms(mine.median_ms / ratio)} ms at {self.copy_bandwidth(mine):.1f} GB/s)",
+                         f"<= {limit:g}",
                          "n/a" if ratio is None else ("PASS" if ratio <= limit else "MISS")))
             bip_case, arg_case, limit = MATCHING_GOAL
             bip = self.get(backend, bip_case, "match", self.tv_threads)
