@@ -123,13 +123,13 @@ HWY_INLINE __m512 reduce_16_rows(__m512 (&v)[16], Op op) {
 #endif
 
 // For the `rows` (<= kRowGroup) rows starting at x: each row's exact maximum, and bounds on rest = sum(exp(x - max))
-// - 1 from its lane maxima alone, with one vector exp per row instead of one per N logits. Every lane maximum is a
-// distinct element of the row and each lane holds lane_count[l] elements, so
+// - 1 from 16 lane maxima alone (lane l: columns l, l + 16, ...), 16 exps per row instead of one per logit. Every
+// lane maximum is a distinct element of the row and lane l holds lane_count[l] elements, so
 //   sum_l e^(lanemax_l - max) - 1  <=  rest  <=  sum_l lane_count_l e^(lanemax_l - max) - 1.
 // Entries past `rows` are left unspecified.
 // With `zeros`, the group's gradient rows are zeroed (streamed) once its rows are read.
 template <bool kCheck>
-HWY_INLINE void bound_rows(const float* x, int first, int rows, size_t C, VF lane_count, float* row_max,
+HWY_INLINE void bound_rows(const float* x, int first, int rows, size_t C, const float* lane_count, float* row_max,
                            float* rest_lo, float* rest_hi, VF& probe, ZeroStream* zeros) {
 #if HWY_TARGET <= HWY_AVX3
   static_assert(kRowGroup == 16, "one row per lane of a 512-bit vector");
@@ -144,17 +144,44 @@ HWY_INLINE void bound_rows(const float* x, int first, int rows, size_t C, VF lan
   auto add = [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); };
   const __m512 one = _mm512_set1_ps(1.0f);
   _mm512_store_ps(rest_lo, _mm512_sub_ps(reduce_16_rows(v, add), one));
-  for (int s = 0; s < 16; ++s) v[s] = _mm512_mul_ps(v[s], lane_count.raw);
+  const __m512 counts = _mm512_load_ps(lane_count);
+  for (int s = 0; s < 16; ++s) v[s] = _mm512_mul_ps(v[s], counts);
   _mm512_store_ps(rest_hi, _mm512_sub_ps(reduce_16_rows(v, add), one));
 #else
+  // Narrower vectors keep 16 / N of them per row, vector i of the row in accumulator i % (16 / N), so the bounds
+  // still come from 16 lane maxima (column c in lane c % 16) and are as tight as with 16-lane vectors.
   const DF d;
+  constexpr size_t N = hn::MaxLanes(DF());
+  constexpr size_t kAcc = kRowGroup / N;
+  const VF lowest = hn::Set(d, -HUGE_VALF);
   for (int r = 0; r < rows; ++r) {
-    const VF lane_max = row_lane_max<kCheck>(x + r * C, C, probe);
-    const float m = hn::GetLane(hn::MaxOfLanes(d, lane_max));
-    const VF e = exp_nonpositive(hn::Sub(lane_max, hn::Set(d, m)));
+    const float* row = x + r * C;
+    VF mx[kAcc];
+    for (VF& v : mx) v = lowest;
+    size_t i = 0, a = 0;
+    for (; i + N <= C; i += N, a = (a + 1) % kAcc) {
+      const VF v = hn::LoadU(d, row + i);
+      mx[a] = hn::Max(mx[a], v);
+      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+    }
+    if (i < C) {
+      const auto valid = hn::FirstN(d, C - i);
+      const VF v = hn::MaskedLoad(valid, d, row + i);
+      mx[a] = hn::Max(mx[a], hn::IfThenElse(valid, v, lowest));
+      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+    }
+    VF all = mx[0];
+    for (size_t j = 1; j < kAcc; ++j) all = hn::Max(all, mx[j]);
+    const float m = hn::GetLane(hn::MaxOfLanes(d, all));
+    VF lo = hn::Zero(d), hi = hn::Zero(d);
+    for (size_t j = 0; j < kAcc; ++j) {
+      const VF e = exp_nonpositive(hn::Sub(mx[j], hn::Set(d, m)));
+      lo = hn::Add(lo, e);
+      hi = hn::Add(hi, hn::Mul(e, hn::Load(d, lane_count + j * N)));
+    }
     row_max[r] = m;
-    rest_lo[r] = hn::GetLane(hn::SumOfLanes(d, e)) - 1.0f;
-    rest_hi[r] = hn::GetLane(hn::SumOfLanes(d, hn::Mul(e, lane_count))) - 1.0f;
+    rest_lo[r] = hn::GetLane(hn::SumOfLanes(d, lo)) - 1.0f;
+    rest_hi[r] = hn::GetLane(hn::SumOfLanes(d, hi)) - 1.0f;
   }
   for (int r = rows; r < kRowGroup; ++r) row_max[r] = rest_lo[r] = rest_hi[r] = 0.0f;
   if (zeros) zeros->until(static_cast<size_t>(first + rows) * C);
@@ -265,6 +292,9 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
   const int P = in.num_priors;
   const size_t C = static_cast<size_t>(in.num_classes);
   const DF d;
+  const hn::RebindToSigned<DF> di;
+  const hn::RebindToUnsigned<DF> du;
+  using VI = hn::Vec<decltype(di)>;
   const size_t lanes = hn::Lanes(d);
   const bool backward = out.grad_conf != nullptr;
   const bool gradients = backward && in.batch_positives > 0;
@@ -285,14 +315,13 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
   // whole gradient, group by group, so the writes overlap the reads. Mining needs only the K hardest negatives'
   // CEs; a negative whose upper bound is below the K-th largest lower bound cannot be among them, so its exact CE
   // (an exp per logit) is never computed. On SSD300/COCO-like logits that skips ~95% of the rows.
-  HWY_ALIGN float lane_count[hn::MaxLanes(DF())] = {};
-  for (size_t c = 0; c < C; ++c) lane_count[c % lanes] += 1.0f;
-  const VF counts = hn::Load(d, lane_count);
+  HWY_ALIGN float lane_count[kRowGroup] = {};  // elements of a row in each of the 16 lanes bound_rows keeps
+  for (size_t c = 0; c < C; ++c) lane_count[c % kRowGroup] += 1.0f;
   HWY_ALIGN float group_max[kRowGroup], rest_lo[kRowGroup], rest_hi[kRowGroup];
   VF probe = hn::Zero(d);
   std::fill(s.histogram.begin(), s.histogram.end(), 0u);
   int64_t negatives = 0;
-  bool bounds_finite = true;
+  VF bound_probe = hn::Zero(d);  // NaN in a lane once a bound was not finite
   ZeroStream zeros(out.grad_conf);
   const char* conf_end = reinterpret_cast<const char*>(in.conf + static_cast<size_t>(P) * C);
   for (int p0 = 0; p0 < P; p0 += kRowGroup) {
@@ -304,25 +333,35 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
                     *e = std::min(conf_end, a + kRowGroup * C * sizeof(float));
          a < e; a += 64)
       hwy::Prefetch(a);
-    bound_rows<kCheck>(logits(p0), p0, rows, C, counts, group_max, rest_lo, rest_hi, probe,
+    bound_rows<kCheck>(logits(p0), p0, rows, C, lane_count, group_max, rest_lo, rest_hi, probe,
                        backward ? &zeros : nullptr);
-    for (int k = 0; k < kRowGroup; k += static_cast<int>(lanes)) {
-      hn::Store(hn::Log1p(d, hn::Load(d, rest_lo + k)), d, rest_lo + k);
-      hn::Store(hn::Log1p(d, hn::Load(d, rest_hi + k)), d, rest_hi + k);
-    }
-    for (int r = 0; r < rows; ++r) {
-      const int p = p0 + r;
-      s.row_max[p] = group_max[r];
-      if (in.matches[p] != kNegative) continue;
-      // The exact CE is (max - x[0]) + log1p(rest), so the bounds are formed the same way.
-      const float base = group_max[r] - logits(p)[0];
-      s.lower[p] = base + rest_lo[r];
-      s.upper[p] = base + rest_hi[r];
-      ++s.histogram[ce_bucket(s.lower[p])];
-      bounds_finite &= std::isfinite(s.lower[p]) && std::isfinite(s.upper[p]);
-      ++negatives;
+    // The bounds of the group's rows, a vector of rows at a time. The exact CE is (max - x[0]) + log1p(rest), so
+    // the bounds are formed the same way. Rows that are not negatives get a lower bound of 0: they land in the
+    // histogram's lowest bucket, which moves no boundary above it, and candidates are checked for kNegative anyway.
+    for (int k = 0; k < rows; k += static_cast<int>(lanes)) {
+      const int p = p0 + k;
+      const auto valid = hn::FirstN(d, static_cast<size_t>(rows - k));
+      const auto negative =
+          hn::And(hn::RebindMask(d, hn::Eq(hn::MaskedLoad(hn::RebindMask(di, valid), di, in.matches + p),
+                                           hn::Set(di, kNegative))),
+                  valid);
+      const VI first_logit = hn::Min(hn::Mul(hn::Iota(di, k), hn::Set(di, static_cast<int32_t>(C))),
+                                     hn::Set(di, static_cast<int32_t>((rows - 1) * C)));
+      const VF max = hn::Load(d, group_max + k);
+      const VF base = hn::Sub(max, hn::GatherIndex(d, logits(p0), first_logit));
+      const VF lower = hn::IfThenElseZero(negative, hn::Add(base, hn::Log1p(d, hn::Load(d, rest_lo + k))));
+      const VF upper = hn::IfThenElseZero(negative, hn::Add(base, hn::Log1p(d, hn::Load(d, rest_hi + k))));
+      hn::StoreU(max, d, s.row_max.data() + p);
+      hn::StoreU(lower, d, s.lower.data() + p);
+      hn::StoreU(upper, d, s.upper.data() + p);
+      bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
+      negatives += static_cast<int64_t>(hn::CountTrue(d, negative));
+      HWY_ALIGN uint32_t bucket[hn::MaxLanes(DF())];
+      hn::Store(hn::ShiftRight<32 - kHistogramBits>(hn::BitCast(du, lower)), du, bucket);
+      for (int i = 0; i < std::min(static_cast<int>(lanes), rows - k); ++i) ++s.histogram[bucket[i]];
     }
   }
+  const bool bounds_finite = hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
   if (backward) zeros.finish(static_cast<size_t>(P) * C);
   if constexpr (kCheck) {
     if (!hn::AllTrue(d, hn::Eq(probe, hn::Zero(d)))) {
@@ -435,10 +474,10 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
 }  // namespace
 
 LossScratch::LossScratch(int num_priors)
-    : row_max(num_priors),
+    : row_max(num_priors + kRowGroup),
       row_log_sum(num_priors),
-      lower(num_priors),
-      upper(num_priors),
+      lower(num_priors + kRowGroup),
+      upper(num_priors + kRowGroup),
       histogram(size_t{1} << kHistogramBits) {
   negatives.reserve(num_priors);
   rows.reserve(num_priors);

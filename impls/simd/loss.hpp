@@ -20,9 +20,9 @@ struct NegativeCe {
 
 // One thread's working memory for the loss, sized at plan time so run() never allocates.
 struct LossScratch {
-  std::vector<float> row_max;      // [P] max logit of the row
+  std::vector<float> row_max;      // [P + 16] max logit of the row (padded for whole-vector stores)
   std::vector<float> row_log_sum;  // [P] log(sum(exp(row - max))), for the rows whose CE is computed exactly
-  std::vector<float> lower, upper;    // [P] bounds on each negative's CE, from its lane maxima
+  std::vector<float> lower, upper;    // [P + 16] bounds on each negative's CE, from its lane maxima
   std::vector<NegativeCe> negatives;  // capacity P
   std::vector<int32_t> rows;          // capacity P: the rows whose CE is computed exactly
   std::vector<uint32_t> histogram;    // buckets of CE bit patterns for the pre-selection of hard negatives
