@@ -146,6 +146,18 @@ TEST(Compare, LossOutsideToleranceFails) {
   EXPECT_EQ(report.overall(), Verdict::failed);
 }
 
+// A total near 0 is judged by an absolute floor per term instead: here 1e-7 for each of the 4 CEs (1 positive, 3
+// mined negatives), so 3e-7 off a reference of exactly 0 passes and 5e-7 fails.
+TEST(Compare, LossNearZeroHasAnAbsoluteFloorPerTerm) {
+  Fixture f;
+  f.reference.loss.conf_sum = 0.0;
+  BatchOutputs c = f.reference;
+  c.loss.conf_sum = 3e-7;
+  EXPECT_EQ(find(f.compare(c), "loss.conf_sum").verdict, Verdict::passed);
+  c.loss.conf_sum = 5e-7;
+  EXPECT_EQ(find(f.compare(c), "loss.conf_sum").verdict, Verdict::failed);
+}
+
 TEST(Compare, NaNInCandidateFails) {
   Fixture f;
   const float nan = std::numeric_limits<float>::quiet_NaN();

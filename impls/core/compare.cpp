@@ -153,14 +153,16 @@ QuantityVerdict compare_close(std::string quantity, std::span<const float> refer
   return q;
 }
 
-QuantityVerdict compare_scalar(std::string quantity, double reference, double candidate, double rel_tol) {
+QuantityVerdict compare_scalar(std::string quantity, double reference, double candidate, double rel_tol,
+                               double abs_tol = 0.0) {
   QuantityVerdict q;
   q.quantity = std::move(quantity);
   q.elements = 1;
   const double err = std::abs(candidate - reference);
   q.worst_error = reference != 0.0 ? err / std::abs(reference) : err;
   q.detail = fmt::format("reference {:.17g}, candidate {:.17g}, rel err {:.3g}", reference, candidate, q.worst_error);
-  if (!std::isfinite(candidate) || !std::isfinite(reference) || !(err <= rel_tol * std::abs(reference))) {
+  if (!std::isfinite(candidate) || !std::isfinite(reference) ||
+      !(err <= std::max(rel_tol * std::abs(reference), abs_tol))) {
     q.verdict = Verdict::failed;
     q.mismatches = 1;
   }
@@ -315,13 +317,24 @@ AgreementReport compare_outputs(const ProblemShape& shape, const Config& config,
     }
     report.quantities.push_back(distrust_without_positives(n));
     const LossTerms &r = reference.loss, &c = candidate.loss;
-    report.quantities.push_back(distrust_without_positives(compare_scalar("loss.total", r.total, c.total, kLossRelTol)));
-    report.quantities.push_back(distrust_without_positives(compare_scalar("loss.conf", r.conf, c.conf, kLossRelTol)));
-    report.quantities.push_back(distrust_without_positives(compare_scalar("loss.loc", r.loc, c.loc, kLossRelTol)));
+    // Absolute floors from the number of terms each total adds up (the reference's): CEs of positives and mined
+    // negatives, four smooth-L1 coordinates per positive.
+    double conf_terms = static_cast<double>(r.num_positives);
+    for (int32_t k : reference.mined_negatives) conf_terms += k;
+    const double loc_terms = 4.0 * static_cast<double>(r.num_positives);
+    const double n_terms = static_cast<double>(std::max<int64_t>(1, r.num_positives));
+    const double conf_floor = kLossAbsTolPerTerm * conf_terms, loc_floor = kLossAbsTolPerTerm * loc_terms;
+    const double total_floor = (conf_floor + std::abs(static_cast<double>(config.alpha)) * loc_floor) / n_terms;
     report.quantities.push_back(
-        distrust_without_positives(compare_scalar("loss.conf_sum", r.conf_sum, c.conf_sum, kLossRelTol)));
+        distrust_without_positives(compare_scalar("loss.total", r.total, c.total, kLossRelTol, total_floor)));
     report.quantities.push_back(
-        distrust_without_positives(compare_scalar("loss.loc_sum", r.loc_sum, c.loc_sum, kLossRelTol)));
+        distrust_without_positives(compare_scalar("loss.conf", r.conf, c.conf, kLossRelTol, conf_floor / n_terms)));
+    report.quantities.push_back(
+        distrust_without_positives(compare_scalar("loss.loc", r.loc, c.loc, kLossRelTol, loc_floor / n_terms)));
+    report.quantities.push_back(
+        distrust_without_positives(compare_scalar("loss.conf_sum", r.conf_sum, c.conf_sum, kLossRelTol, conf_floor)));
+    report.quantities.push_back(
+        distrust_without_positives(compare_scalar("loss.loc_sum", r.loc_sum, c.loc_sum, kLossRelTol, loc_floor)));
   }
   if (stage >= Stage::backward) {
     // A near-tie swap in the mined sets (judged by compare_mined above) legitimately changes the gradient row of

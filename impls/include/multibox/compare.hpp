@@ -15,6 +15,10 @@ namespace multibox {
 // float32 logsumexp/softmax against a double-accumulating reference: a few ulps per term, summed over at most
 // a few hundred thousand terms with pairwise-ish error growth, stays well inside 1e-5 relative on the totals.
 inline constexpr double kLossRelTol = 1e-5;
+// Absolute floor per loss term (a CE or a smooth-L1 coordinate), for totals near 0 where relative error is
+// meaningless: CE = logsumexp - x[y] from logits of magnitude 1e4 carries a few ulps of 1e4 even in double (1.8e-12
+// each), so a candidate that keeps a confident row's 4e-13 can disagree with a reference that rounds it to 0.
+inline constexpr double kLossAbsTolPerTerm = 1e-7;
 // Per-element gradients are single float32 expressions of softmax - onehot divided by N: 1e-5 relative, with an
 // absolute floor for elements that are near zero (where relative error is meaningless).
 inline constexpr double kGradRelTol = 1e-5;
