@@ -127,7 +127,8 @@ HWY_INLINE __m512 reduce_16_rows(__m512 (&v)[16], Op op) {
 // lane maximum is a distinct element of the row and lane l holds lane_count[l] elements, so
 //   sum_l e^(lanemax_l - max) - 1  <=  rest  <=  sum_l lane_count_l e^(lanemax_l - max) - 1.
 // Entries past `rows` are left unspecified.
-// With `zeros`, the group's gradient rows are zeroed (streamed) once its rows are read.
+// With `zeros`, the group's gradient rows are zeroed (streamed) once its bounds are computed (streaming them right
+// after the loads, between the loads and the math, or spread over the math measured the same within noise).
 template <bool kCheck>
 HWY_INLINE void bound_rows(const float* x, int first, int rows, size_t C, const float* lane_count, float* row_max,
                            float* rest_lo, float* rest_hi, VF& probe, ZeroStream* zeros) {
@@ -136,7 +137,6 @@ HWY_INLINE void bound_rows(const float* x, int first, int rows, size_t C, const 
   __m512 v[16];
   // Rows in memory order (a slot order defeats the hardware prefetcher); the slot permutation is its own inverse.
   for (int r = 0; r < 16; ++r) v[kSlotRow[r]] = row_lane_max<kCheck>(x + std::min(r, rows - 1) * C, C, probe).raw;
-  if (zeros) zeros->until(static_cast<size_t>(first + rows) * C);
   const __m512 max = reduce_16_rows(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
   _mm512_store_ps(row_max, max);
   for (int s = 0; s < 16; ++s)
@@ -147,6 +147,7 @@ HWY_INLINE void bound_rows(const float* x, int first, int rows, size_t C, const 
   const __m512 counts = _mm512_load_ps(lane_count);
   for (int s = 0; s < 16; ++s) v[s] = _mm512_mul_ps(v[s], counts);
   _mm512_store_ps(rest_hi, _mm512_sub_ps(reduce_16_rows(v, add), one));
+  if (zeros) zeros->until(static_cast<size_t>(first + rows) * C);
 #else
   // Narrower vectors keep 16 / N of them per row, vector i of the row in accumulator i % (16 / N), so the bounds
   // still come from 16 lane maxima (column c in lane c % 16) and are as tight as with 16-lane vectors.
