@@ -13,17 +13,19 @@
 // gathering the C % 16 tail columns across a row group (C=21 got 8% slower: gathers cost more than the masked
 // exp they save) and reducing a group's 16 rows with one permute tree instead of a horizontal reduction per row
 // (no measurable change).
-// Then the pass over every row stopped computing exact CEs: it bounds each negative's CE from its lane maxima (one
-// vector exp per row), reduces 16 rows at a time with one shuffle tree, and the exact CE (an exp per logit) runs
-// only on positives and on negatives whose upper bound reaches the K-th largest lower bound, ~3-8% of the rows on
-// SSD300/COCO-like logits. Measured on the shared 2-core VM, alternating old and new binaries, best of 15 runs at 2
-// threads: forward C=81 6.76 -> 3.81 ms, forward+backward 8.77 -> 6.10 ms; C=21 4.14 -> 2.48 and 4.84 -> 2.99 ms.
+// Then the pass over every row stopped computing exact CEs (perf showed that pass stalled on loads and on per-row
+// reduction chains, not on the exp): it bounds each negative's CE from 16 lane maxima (one vector exp per row),
+// reduces 16 rows at a time with one shuffle tree, and the exact CE (an exp per logit) runs only on positives and
+// on negatives whose upper bound reaches the K-th largest lower bound, 2-9% of the rows on SSD300/COCO-like
+// logits. Two things mattered besides: reading a group's rows in memory order (a transposed order defeated the
+// hardware prefetcher and cost more than the bounds saved), and software prefetch 8 KiB ahead. Measured on the
+// shared 2-core VM, alternating old and new binaries, best of 15 runs at 2 threads: forward C=81 6.76 -> 3.81 ms,
+// forward+backward 8.77 -> 6.10 ms; C=21 4.14 -> 2.48 and 4.84 -> 2.99 ms.
 #include "simd/loss.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-
 
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
