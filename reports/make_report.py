@@ -103,10 +103,10 @@ class Report:
         seen += [r.counter("stream_GBps") for r in self.results.values() if r.counter("stream_GBps")]
         return max(seen) if seen else None
 
-    def roofline(self, r):
-        """Median time over the memory floor (bytes / STREAM copy bandwidth measured around the benchmark)."""
+    def roofline(self, r, gbps=None):
+        """Median time over the memory floor: bytes / copy bandwidth (by default the one probed around r)."""
         b = r.counter("bytes")
-        gbps = self.copy_bandwidth(r)
+        gbps = self.copy_bandwidth(r) if gbps is None else gbps
         if not b or not gbps or gbps != gbps or r.stage not in ("forward", "backward"):
             return None
         return r.median_ms / (b / (gbps * 1e9) * 1e3)
@@ -183,8 +183,7 @@ class Report:
             what = f"{case} forward+backward, time / memory floor"
             local = self.roofline(mine) if mine else None
             best = self.best_copy_bandwidth()
-            b = mine.counter("bytes") if mine else None
-            ratio = mine.median_ms / (b / (best * 1e9) * 1e3) if local is not None and best and b else None
+            ratio = self.roofline(mine, best) if local is not None and best else None
             if ratio is None:
                 rows.append((what, backend, "not run", f"<= {limit:g}", "n/a"))
             else:

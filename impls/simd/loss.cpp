@@ -78,28 +78,30 @@ HWY_INLINE VF exp_nonpositive(VF t) {
 #endif
 }
 
-// Per-lane maximum of a row (lane l holds the max of columns l, l + N, l + 2N, ...; lanes past a short row hold
-// -inf). With kCheck, v - v (+0 for a finite value, NaN for NaN or +-Inf) is or-ed into `probe`: one cheap op per
-// vector and no dependency chain longer than the row's own.
+// The 16 lane maxima of a row, kRowGroup / N vectors of N lanes: column c goes to lane c % 16 (vector i of the
+// row into accumulator i % (16 / N)), so the bounds below are as tight on narrow vectors as on 16-lane ones. Lanes
+// past a short row hold -inf. With kCheck, v - v (+0 for a finite value, NaN for NaN or +-Inf) is or-ed into
+// `probe`: one cheap op per vector and no dependency chain longer than the row's own.
+constexpr size_t kLaneVectors = kRowGroup / hn::MaxLanes(DF());
+
 template <bool kCheck>
-HWY_INLINE VF row_lane_max(const float* x, size_t C, VF& probe) {
+HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kLaneVectors]) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF lowest = hn::Set(d, -HUGE_VALF);
-  VF mx = lowest;
-  size_t i = 0;
-  for (; i + N <= C; i += N) {
+  for (VF& v : mx) v = lowest;
+  size_t i = 0, a = 0;
+  for (; i + N <= C; i += N, a = (a + 1) % kLaneVectors) {
     const VF v = hn::LoadU(d, x + i);
-    mx = hn::Max(mx, v);
+    mx[a] = hn::Max(mx[a], v);
     if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
   }
   if (i < C) {
     const auto valid = hn::FirstN(d, C - i);
     const VF v = hn::MaskedLoad(valid, d, x + i);  // zero in the lanes past the row
-    mx = hn::Max(mx, hn::IfThenElse(valid, v, lowest));
+    mx[a] = hn::Max(mx[a], hn::IfThenElse(valid, v, lowest));
     if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
   }
-  return mx;
 }
 
 #if HWY_TARGET <= HWY_AVX3
@@ -125,20 +127,22 @@ HWY_INLINE __m512 reduce_16_rows(__m512 (&v)[16], Op op) {
 #endif
 
 // For the `rows` (<= kRowGroup) rows starting at x: each row's exact maximum, and bounds on rest = sum(exp(x - max))
-// - 1 from 16 lane maxima alone (lane l: columns l, l + 16, ...), 16 exps per row instead of one per logit. Every
-// lane maximum is a distinct element of the row and lane l holds lane_count[l] elements, so
+// - 1 from its 16 lane maxima alone, 16 exps per row instead of one per logit. Every lane maximum is a distinct
+// element of the row and lane l holds lane_count[l] elements, so
 //   sum_l e^(lanemax_l - max) - 1  <=  rest  <=  sum_l lane_count_l e^(lanemax_l - max) - 1.
 // Entries past `rows` are left unspecified.
-// With `zeros`, the group's gradient rows are zeroed (streamed) once its bounds are computed (streaming them right
-// after the loads, between the loads and the math, or spread over the math measured the same within noise).
 template <bool kCheck>
-HWY_INLINE void bound_rows(const float* x, int first, int rows, size_t C, const float* lane_count, float* row_max,
-                           float* rest_lo, float* rest_hi, VF& probe, ZeroStream* zeros) {
+HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane_count, float* row_max,
+                           float* rest_lo, float* rest_hi, VF& probe) {
 #if HWY_TARGET <= HWY_AVX3
-  static_assert(kRowGroup == 16, "one row per lane of a 512-bit vector");
+  static_assert(kRowGroup == 16 && kLaneVectors == 1, "one row per lane of a 512-bit vector");
   __m512 v[16];
   // Rows in memory order (a slot order defeats the hardware prefetcher); the slot permutation is its own inverse.
-  for (int r = 0; r < 16; ++r) v[kSlotRow[r]] = row_lane_max<kCheck>(x + std::min(r, rows - 1) * C, C, probe).raw;
+  for (int r = 0; r < 16; ++r) {
+    VF mx[1];
+    row_lane_maxima<kCheck>(x + std::min(r, rows - 1) * C, C, probe, mx);
+    v[kSlotRow[r]] = mx[0].raw;
+  }
   const __m512 max = reduce_16_rows(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
   _mm512_store_ps(row_max, max);
   for (int s = 0; s < 16; ++s)
@@ -149,35 +153,17 @@ HWY_INLINE void bound_rows(const float* x, int first, int rows, size_t C, const 
   const __m512 counts = _mm512_load_ps(lane_count);
   for (int s = 0; s < 16; ++s) v[s] = _mm512_mul_ps(v[s], counts);
   _mm512_store_ps(rest_hi, _mm512_sub_ps(reduce_16_rows(v, add), one));
-  if (zeros) zeros->until(static_cast<size_t>(first + rows) * C);
 #else
-  // Narrower vectors keep 16 / N of them per row, vector i of the row in accumulator i % (16 / N), so the bounds
-  // still come from 16 lane maxima (column c in lane c % 16) and are as tight as with 16-lane vectors.
   const DF d;
-  constexpr size_t N = hn::MaxLanes(DF());
-  constexpr size_t kAcc = kRowGroup / N;
-  const VF lowest = hn::Set(d, -HUGE_VALF);
+  const size_t N = hn::Lanes(d);
   for (int r = 0; r < rows; ++r) {
-    const float* row = x + r * C;
-    VF mx[kAcc];
-    for (VF& v : mx) v = lowest;
-    size_t i = 0, a = 0;
-    for (; i + N <= C; i += N, a = (a + 1) % kAcc) {
-      const VF v = hn::LoadU(d, row + i);
-      mx[a] = hn::Max(mx[a], v);
-      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
-    }
-    if (i < C) {
-      const auto valid = hn::FirstN(d, C - i);
-      const VF v = hn::MaskedLoad(valid, d, row + i);
-      mx[a] = hn::Max(mx[a], hn::IfThenElse(valid, v, lowest));
-      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
-    }
+    VF mx[kLaneVectors];
+    row_lane_maxima<kCheck>(x + r * C, C, probe, mx);
     VF all = mx[0];
-    for (size_t j = 1; j < kAcc; ++j) all = hn::Max(all, mx[j]);
+    for (size_t j = 1; j < kLaneVectors; ++j) all = hn::Max(all, mx[j]);
     const float m = hn::GetLane(hn::MaxOfLanes(d, all));
     VF lo = hn::Zero(d), hi = hn::Zero(d);
-    for (size_t j = 0; j < kAcc; ++j) {
+    for (size_t j = 0; j < kLaneVectors; ++j) {
       const VF e = exp_nonpositive(hn::Sub(mx[j], hn::Set(d, m)));
       lo = hn::Add(lo, e);
       hi = hn::Add(hi, hn::Mul(e, hn::Load(d, lane_count + j * N)));
@@ -187,7 +173,6 @@ HWY_INLINE void bound_rows(const float* x, int first, int rows, size_t C, const 
     rest_hi[r] = hn::GetLane(hn::SumOfLanes(d, hi)) - 1.0f;
   }
   for (int r = rows; r < kRowGroup; ++r) row_max[r] = rest_lo[r] = rest_hi[r] = 0.0f;
-  if (zeros) zeros->until(static_cast<size_t>(first + rows) * C);
 #endif
 }
 
@@ -336,8 +321,10 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
                     *e = std::min(conf_end, a + kRowGroup * C * sizeof(float));
          a < e; a += 64)
       hwy::Prefetch(a);
-    bound_rows<kCheck>(logits(p0), p0, rows, C, lane_count, group_max, rest_lo, rest_hi, probe,
-                       backward ? &zeros : nullptr);
+    bound_rows<kCheck>(logits(p0), rows, C, lane_count, group_max, rest_lo, rest_hi, probe);
+    // The group's zero gradient rows, streamed now that its math is issued (right after the loads, or spread over
+    // the math, measured the same within noise).
+    if (backward) zeros.until(static_cast<size_t>(p0 + rows) * C);
     // The bounds of the group's rows, a vector of rows at a time. The exact CE is (max - x[0]) + log1p(rest), so
     // the bounds are formed the same way. Rows that are not negatives get a lower bound of 0: they land in the
     // histogram's lowest bucket, which moves no boundary above it, and candidates are checked for kNegative anyway.
