@@ -9,13 +9,6 @@
 #include "commands.hpp"
 #include "multibox/registry.hpp"
 
-#ifndef MULTIBOX_HAVE_CUDA
-#define MULTIBOX_HAVE_CUDA 0
-#endif
-#ifndef MULTIBOX_CUDA_REASON
-#define MULTIBOX_CUDA_REASON "unknown (built without the CUDA configure step)"
-#endif
-
 namespace multibox::cli {
 
 void add_backends_command(CLI::App& app) {
@@ -26,12 +19,6 @@ void add_backends_command(CLI::App& app) {
       const Status s = b->available();
       fmt::print("{:<10} {:<12} {}\n", b->name(), s.ok() ? "available" : "unavailable",
                  s.ok() ? std::string(b->description()) : s.message());
-    }
-    // Until a CUDA backend is registered, say what the build found rather than leave the question open.
-    if (find_backend("cuda") == nullptr) {
-      const std::string toolkit = MULTIBOX_HAVE_CUDA ? std::string("CUDA toolkit found at configure time")
-                                                     : std::string(MULTIBOX_CUDA_REASON);
-      fmt::print("{:<10} {:<12} not implemented yet ({})\n", "cuda", "absent", toolkit);
     }
 
     const char* forced = std::getenv(kBackendEnvVar);

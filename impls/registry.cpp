@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "cuda/cuda_backend.hpp"
 #include "naive/naive_backend.hpp"
 #include "simd/simd_backend.hpp"
 
@@ -12,9 +13,10 @@ namespace multibox {
 namespace {
 
 const auto& registry() {
-  static const std::array<const Backend*, 2> list = {
+  static const std::array<const Backend*, 3> list = {
       &naive::backend(),  // the reference: keep it first
       &simd::backend(),
+      &cuda::backend(),
   };
   return list;
 }
