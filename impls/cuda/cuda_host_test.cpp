@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cuda/cuda_backend.hpp"
+#include "multibox/cuda.hpp"
 #include "cuda/device_math.hpp"
 #include "cuda/launch.hpp"
 #include "multibox/compare.hpp"
@@ -372,6 +373,94 @@ TEST(Backend, IsRegisteredAndEitherRunsOrSaysWhy) {
   ASSERT_NE(cuda_plan, nullptr) << "the cuda backend's plans are CudaPlans";
   EXPECT_EQ(cuda_plan->memory().items.size(), static_cast<size_t>(kBufferCount));
   EXPECT_GE(cuda_plan->memory().total_bytes(), plan_layout(w->shape, 0).total);
+}
+
+// ---- on a GPU only (skipped with the reason elsewhere) ----
+
+class OnDevice : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Status s = backend().available(); !s) GTEST_SKIP() << "cuda is unavailable here: " << s.message();
+  }
+  static std::unique_ptr<Plan> prepare(const Workload& w) {
+    Result<std::unique_ptr<Plan>> plan = backend().prepare(w.shape, w.priors, w.config);
+    EXPECT_TRUE(plan.ok()) << plan.status().to_string();
+    return plan ? std::move(plan.value()) : nullptr;
+  }
+};
+
+// The device-resident path runs the same kernels on the caller's buffers: every output bit for bit as run() gives.
+TEST_F(OnDevice, DeviceResidentRunEqualsTheHostViewRunBitForBit) {
+  for (const char* name : {"ssd300-coco", "crowded", "tutorial"}) {
+    Result<Workload> w = make_workload(name);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    std::unique_ptr<Plan> plan = prepare(*w);
+    ASSERT_NE(plan, nullptr);
+    const int G = w->data.ground_truths().total();
+    BatchOutputs host(w->shape, G), device(w->shape, G);
+    ASSERT_TRUE(plan->run(w->data.ground_truths(), w->data.predictions(), Stage::backward, host.view()).ok());
+    Result<std::unique_ptr<DeviceBatch>> batch = upload_batch(w->shape, w->data);
+    ASSERT_TRUE(batch.ok()) << batch.status().to_string();
+    auto& cuda_plan = dynamic_cast<CudaPlan&>(*plan);
+    ASSERT_TRUE(cuda_plan
+                    .run_device((*batch)->ground_truths(), (*batch)->predictions(), Stage::backward,
+                                (*batch)->outputs(), nullptr)
+                    .ok());
+    ASSERT_TRUE(cuda_plan.device_input_status().ok());
+    ASSERT_TRUE((*batch)->download(Stage::backward, device).ok());
+    EXPECT_EQ(device.matches, host.matches) << name;
+    EXPECT_EQ(device.mined, host.mined) << name;
+    EXPECT_EQ(device.grad_conf, host.grad_conf) << name;
+    EXPECT_EQ(device.grad_loc, host.grad_loc) << name;
+    EXPECT_EQ(device.loss.total, host.loss.total) << name;
+    const RunTimings t = cuda_plan.last_timings();
+    EXPECT_GT(t.upload_ms, 0.0);
+    EXPECT_GT(t.kernels_ms, 0.0);
+    EXPECT_GT(t.download_ms, 0.0);
+  }
+}
+
+TEST_F(OnDevice, HostPointersToRunDeviceAreRefusedByName) {
+  Result<Workload> w = make_workload("tutorial");
+  ASSERT_TRUE(w.ok());
+  std::unique_ptr<Plan> plan = prepare(*w);
+  ASSERT_NE(plan, nullptr);
+  BatchOutputs out(w->shape, w->data.ground_truths().total());
+  const Status s = dynamic_cast<CudaPlan&>(*plan).run_device(w->data.ground_truths(), w->data.predictions(),
+                                                             Stage::backward, out.view(), nullptr);
+  EXPECT_EQ(s.code(), ErrorCode::invalid_input);
+  EXPECT_THAT(s.message(), HasSubstr("gt.boxes"));
+  EXPECT_THAT(s.message(), HasSubstr("not device memory"));
+}
+
+TEST_F(OnDevice, InvalidGroundTruthsOnTheDeviceAreReportedLikeTheHostValidatorDoes) {
+  Result<Workload> w = make_workload("tutorial");
+  ASSERT_TRUE(w.ok());
+  std::unique_ptr<Plan> plan = prepare(*w);
+  ASSERT_NE(plan, nullptr);
+  BatchData bad = w->data;
+  bad.gt_labels[1] = w->shape.num_classes;  // one past the last class
+  Result<std::unique_ptr<DeviceBatch>> batch = upload_batch(w->shape, bad);
+  ASSERT_TRUE(batch.ok());
+  auto& cuda_plan = dynamic_cast<CudaPlan&>(*plan);
+  ASSERT_TRUE(cuda_plan
+                  .run_device((*batch)->ground_truths(), (*batch)->predictions(), Stage::backward,
+                              (*batch)->outputs(), nullptr)
+                  .ok());
+  const Status device = cuda_plan.device_input_status();
+  BatchOutputs out(w->shape, bad.ground_truths().total());
+  const Status host = plan->run(bad.ground_truths(), bad.predictions(), Stage::backward, out.view());
+  EXPECT_EQ(device.code(), ErrorCode::invalid_input);
+  EXPECT_EQ(device.message(), host.message());
+}
+
+TEST_F(OnDevice, APlanTooLargeForTheDeviceFailsInPrepareWithTheNumbers) {
+  Result<Workload> w = make_workload("ssd300-voc");
+  ASSERT_TRUE(w.ok());
+  // 60,000 images of SSD300's 8732 priors and 401 classes: 1.7 TB of logits and gradients mirrored.
+  Result<std::unique_ptr<Plan>> plan = backend().prepare({60000, 8732, 401, 1}, w->priors, w->config);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_THAT(plan.status().message(), HasSubstr("free of"));
 }
 
 }  // namespace

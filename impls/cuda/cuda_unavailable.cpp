@@ -3,6 +3,7 @@
 #include <string>
 
 #include "cuda/cuda_backend.hpp"
+#include "multibox/cuda.hpp"
 
 #ifndef MULTIBOX_CUDA_REASON
 #define MULTIBOX_CUDA_REASON "built without CUDA"
@@ -30,5 +31,11 @@ const Backend& backend() noexcept {
   static const CudaUnavailable instance;
   return instance;
 }
+
+Result<std::unique_ptr<DeviceBatch>> upload_batch(const ProblemShape&, const BatchData&) {
+  return backend().available();
+}
+Result<double> time_device_runs(CudaPlan&, DeviceBatch&, Stage, int) { return backend().available(); }
+Result<double> device_copy_gb_per_s(size_t, int) { return backend().available(); }
 
 }  // namespace multibox::cuda

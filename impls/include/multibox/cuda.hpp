@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,5 +50,25 @@ class CudaPlan : public Plan {
   virtual const MemoryPlan& memory() const noexcept = 0;
   virtual RunTimings last_timings() const noexcept = 0;
 };
+
+// Device copies of one batch's inputs, and room for its outputs, on the current device: device views for
+// run_device() without writing CUDA (benchmarks, tests, examples). Unavailable in a build without CUDA.
+class DeviceBatch {
+ public:
+  virtual ~DeviceBatch() = default;
+  virtual GroundTruthView ground_truths() const noexcept = 0;
+  virtual PredictionView predictions() const noexcept = 0;
+  virtual OutputView outputs() noexcept = 0;
+  // Copies what `stage` produced into `host` (a BatchOutputs of the same shape), after waiting for the device.
+  virtual Status download(Stage stage, BatchOutputs& host) const = 0;
+};
+Result<std::unique_ptr<DeviceBatch>> upload_batch(const ProblemShape& shape, const BatchData& data);
+
+// `iterations` device-resident runs back to back on one stream, timed with CUDA events: milliseconds per run.
+Result<double> time_device_runs(CudaPlan& plan, DeviceBatch& batch, Stage stage, int iterations);
+
+// Device-to-device copy bandwidth in GB/s (bytes read plus bytes written, per second) over a `bytes`-sized buffer,
+// best of `trials`: the GPU benchmarks' memory floor, measured in the same run as the time it judges.
+Result<double> device_copy_gb_per_s(size_t bytes, int trials);
 
 }  // namespace multibox::cuda
