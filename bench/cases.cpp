@@ -38,6 +38,9 @@ std::vector<BenchCase> build_cases() {
   // Headline: SSD300, batch 32, COCO-like scenes, 81 and 21 classes, against torchvision.
   cases.push_back({"headline", "ssd300-coco-c81", coco_like("ssd300", 32, 81), std::nullopt, all_stages, thread_axis, true});
   cases.push_back({"headline", "ssd300-coco-c21", coco_like("ssd300", 32, 21), std::nullopt, all_stages, thread_axis, true});
+  // The GPU goal's second batch size (issue 9): forward + backward at batch 256.
+  cases.push_back({"headline", "ssd300-coco-c81-b256", coco_like("ssd300", 256, 81), std::nullopt,
+                   {Stage::forward, Stage::backward}, {1}, false, "", true});
   // Real annotations: the first 32 COCO128 images (0 to 42 boxes each) on SSD300 priors, 81 classes.
   cases.push_back({"real", "coco128-b32", coco_like("ssd300", 32, 81), std::nullopt, all_stages, default_threads, true,
                    "coco128"});

@@ -25,6 +25,9 @@ struct BenchCase {
   // A named workload (datasets/) to run instead of `spec`, at spec.batch images: the real COCO128 annotations.
   // Its file may be absent on a user's machine; the case is then skipped with the reason, not failed.
   std::string workload;
+  // Sizes only a GPU runs at benchmark speed (batch 256 of SSD300 at 81 classes: 724 MB of logits): registered for
+  // the cuda backend alone.
+  bool gpu_only = false;
 };
 
 const std::vector<BenchCase>& bench_cases();

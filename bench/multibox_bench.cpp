@@ -15,6 +15,10 @@
 //   multibox_bench --multibox_dump_inputs=DIR [--multibox_dump_cases=ssd300-coco-c81,...]
 //   multibox_bench --multibox_list_cases
 //
+// The cuda backend gets two entries per case and stage: cuda/... runs host views (upload, kernels, download; the split
+// in the upload_ms, kernels_ms and download_ms counters) and cuda-device/... runs device-resident views timed with
+// CUDA events, its roofline against a device-to-device copy probed around the loop (copy_GBps).
+//
 // Benchmark names are BACKEND/GROUP/CASE/STAGE/tTHREADS, e.g. simd/headline/ssd300-coco-c81/backward/t2, so a
 // --benchmark_filter can pick a backend, a group or a stage. The exit status is non-zero when a backend that
 // reports itself available fails to prepare or run a case (unavailable backends are recorded as skipped).
@@ -37,6 +41,7 @@
 #include <vector>
 
 #include "cases.hpp"
+#include "multibox/cuda.hpp"
 #include "multibox/multibox.hpp"
 #include "multibox/npy.hpp"
 #include "stream.hpp"
@@ -64,6 +69,7 @@ struct LoadedCase {
   std::unique_ptr<BatchOutputs> outputs;
   std::map<std::string, std::unique_ptr<Plan>> plans;  // by "backend/tN"
   std::map<std::string, bool> warmed;                  // by "backend/tN/stage"
+  std::unique_ptr<cuda::DeviceBatch> device_batch;     // the case's inputs and outputs in GPU memory
 };
 
 LoadedCase& load_case(const BenchCase& c) {
@@ -130,7 +136,10 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
   }
 
   // Bandwidth probed right at the timed loop's edges, so the roofline compares time and bandwidth of one moment.
-  const bool has_roofline = stage != Stage::match;
+  // The cuda backend's host-view runs are bound by PCIe copies, not by this machine's memory: no CPU roofline there
+  // (the cuda-device benchmarks judge its kernels against the GPU's own copy bandwidth).
+  auto* cuda_plan = dynamic_cast<cuda::CudaPlan*>(plan.get());
+  const bool has_roofline = stage != Stage::match && cuda_plan == nullptr;
   const double copy_before = has_roofline ? probe.copy_gb_per_s(kProbeTrials) : 0;
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
@@ -154,7 +163,7 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
   state.counters["images/s"] = Counter(shape.batch, Counter::kIsIterationInvariantRate);
   if (!has_roofline) {
     state.counters["pairs/s"] = Counter(static_cast<double>(total_gts) * shape.num_priors, Counter::kIsIterationInvariantRate);
-  } else {
+  } else if (cuda_plan == nullptr) {
     // Wall time per iteration over the memory floor (bytes / STREAM copy bandwidth): 1.0 would be bandwidth bound.
     // Timed here rather than derived from Google Benchmark's figure so the console shows a plain ratio. The mean of
     // the two probes stands for the bandwidth during the loop, which lies between them in time.
@@ -165,17 +174,104 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
     state.counters["loss"] = loaded.outputs->loss.total;
     state.counters["N"] = static_cast<double>(loaded.outputs->loss.num_positives);
   }
+  if (cuda_plan != nullptr) {
+    // The last iteration's split between copies and kernels (CUDA events on the plan's stream).
+    const cuda::RunTimings t = cuda_plan->last_timings();
+    state.counters["upload_ms"] = t.upload_ms;
+    state.counters["kernels_ms"] = t.kernels_ms;
+    state.counters["download_ms"] = t.download_ms;
+    if (stage != Stage::match) {
+      state.counters["loss"] = loaded.outputs->loss.total;
+      state.counters["N"] = static_cast<double>(loaded.outputs->loss.num_positives);
+    }
+  }
   state.SetLabel(fmt::format("B={} P={} C={} G={} {}", shape.batch, shape.num_priors, shape.num_classes, total_gts,
                              to_string(w.config.forced_match)));
+}
+
+// The GPU's memory floor: a device-to-device copy of 512 MiB (far past the H200's 60 MB L2), best of 3, probed before
+// and after each device-resident benchmark as the CPU suite probes STREAM.
+constexpr size_t kDeviceCopyBytes = size_t{512} << 20;
+
+// Device-resident views (cuda::CudaPlan::run_device), as a training loop calls it: inputs already on the GPU, nothing
+// copied, each iteration timed with CUDA events (manual time). roofline = time / (stage bytes / device copy rate).
+void run_device_benchmark(benchmark::State& state, const BenchCase& c, const Backend& backend, Stage stage) {
+  if (Status s = backend.available(); !s) {
+    state.SkipWithError(("skipped, backend unavailable: " + s.message()).c_str());
+    return;
+  }
+  LoadedCase& loaded = load_case(c);
+  if (!loaded.error.ok() && !c.workload.empty() && loaded.error.code() == ErrorCode::io_error) {
+    state.SkipWithError(("skipped, workload file unavailable: " + loaded.error.message()).c_str());
+    return;
+  }
+  if (!loaded.error.ok()) return fail(state, "workload " + c.name, loaded.error);
+  const Workload& w = loaded.workload;
+  std::unique_ptr<Plan>& plan = loaded.plans[std::string(backend.name()) + "/t1"];
+  if (!plan) {
+    PlanOptions options;
+    options.check_prediction_values = false;
+    Result<std::unique_ptr<Plan>> prepared = backend.prepare(w.shape, w.priors, w.config, options);
+    if (!prepared) return fail(state, fmt::format("{} prepare for {}", backend.name(), c.name), prepared.status());
+    plan = std::move(prepared.value());
+  }
+  auto* cuda_plan = dynamic_cast<cuda::CudaPlan*>(plan.get());
+  if (cuda_plan == nullptr)
+    return fail(state, c.name, Status(ErrorCode::internal, "device-resident benchmark of a plan that is not a CudaPlan"));
+  if (!loaded.device_batch) {
+    Result<std::unique_ptr<cuda::DeviceBatch>> batch = cuda::upload_batch(w.shape, w.data);
+    if (!batch) return fail(state, "upload of " + c.name, batch.status());
+    loaded.device_batch = std::move(batch.value());
+  }
+  if (Result<double> warm = cuda::time_device_runs(*cuda_plan, *loaded.device_batch, stage, 2); !warm)
+    return fail(state, fmt::format("device-resident run of {} ({})", c.name, to_string(stage)), warm.status());
+
+  Result<double> copy_before = cuda::device_copy_gb_per_s(kDeviceCopyBytes, 3);
+  if (!copy_before) return fail(state, "device copy probe", copy_before.status());
+  double total_ms = 0;
+  for (auto _ : state) {
+    Result<double> ms = cuda::time_device_runs(*cuda_plan, *loaded.device_batch, stage, 1);
+    if (!ms) {
+      fail(state, fmt::format("device-resident run of {} ({})", c.name, to_string(stage)), ms.status());
+      break;
+    }
+    total_ms += *ms;
+    state.SetIterationTime(*ms * 1e-3);
+  }
+  Result<double> copy_after = cuda::device_copy_gb_per_s(kDeviceCopyBytes, 3);
+  if (!copy_after) return fail(state, "device copy probe", copy_after.status());
+
+  using benchmark::Counter;
+  const ProblemShape& shape = w.shape;
+  const int total_gts = w.data.ground_truths().total();
+  const double bytes = stage_bytes(shape, total_gts, stage);
+  const double copy_gb_per_s = 0.5 * (*copy_before + *copy_after);
+  const double seconds_per_run = total_ms * 1e-3 / std::max<double>(1, static_cast<double>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes * static_cast<double>(state.iterations())));
+  state.counters["bytes"] = bytes;
+  state.counters["priors/s"] = Counter(static_cast<double>(shape.batch) * shape.num_priors, Counter::kIsIterationInvariantRate);
+  state.counters["images/s"] = Counter(shape.batch, Counter::kIsIterationInvariantRate);
+  state.counters["copy_GBps"] = copy_gb_per_s;
+  if (stage != Stage::match) state.counters["roofline"] = seconds_per_run / (bytes / (copy_gb_per_s * 1e9));
+  BatchOutputs out(shape, total_gts);
+  if (Status s = loaded.device_batch->download(stage, out); !s) return fail(state, "download of " + c.name, s);
+  if (stage != Stage::match) {
+    state.counters["loss"] = out.loss.total;
+    state.counters["N"] = static_cast<double>(out.loss.num_positives);
+  }
+  state.SetLabel(fmt::format("B={} P={} C={} G={} {} device-resident", shape.batch, shape.num_priors,
+                             shape.num_classes, total_gts, to_string(w.config.forced_match)));
 }
 
 void register_benchmarks(CopyProbe& probe) {
   for (const BenchCase& c : bench_cases()) {
     for (const Backend* backend : all_backends()) {
       const bool is_reference = backend == &reference_backend();
+      const bool is_cuda = backend->name() == "cuda";
       if (is_reference && !c.with_reference) continue;
-      // The reference is single-threaded by design: one entry, named t1.
-      const std::vector<int> threads = is_reference ? std::vector<int>{1} : c.threads;
+      if (c.gpu_only && !is_cuda) continue;
+      // The reference is single-threaded by design, and the GPU's threads are not a knob: one entry each, named t1.
+      const std::vector<int> threads = is_reference || is_cuda ? std::vector<int>{1} : c.threads;
       for (Stage stage : c.stages) {
         for (int t : threads) {
           const std::string name = fmt::format("{}/{}/{}/{}/t{}", backend->name(), c.group, c.name, to_string(stage), t);
@@ -185,6 +281,12 @@ void register_benchmarks(CopyProbe& probe) {
                                        })
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();  // threaded backends: CPU time of the calling thread would under-count
+        }
+        if (is_cuda) {
+          const std::string name = fmt::format("cuda-device/{}/{}/{}/t1", c.group, c.name, to_string(stage));
+          benchmark::RegisterBenchmark(name.c_str(), [&c, backend, stage](benchmark::State& state) {
+            run_device_benchmark(state, c, *backend, stage);
+          })->Unit(benchmark::kMillisecond)->UseManualTime();  // CUDA events, not the host's clock
         }
       }
     }
@@ -269,7 +371,7 @@ int dump_inputs(const Flags& flags) {
   std::vector<const BenchCase*> cases;
   if (flags.dump_cases.empty()) {
     for (const BenchCase& c : bench_cases())
-      if (c.group == "headline") cases.push_back(&c);
+      if (c.group == "headline" && !c.gpu_only) cases.push_back(&c);
   } else {
     for (const std::string& name : flags.dump_cases) {
       const BenchCase* c = find_case(name);

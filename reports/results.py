@@ -48,7 +48,11 @@ _STANDARD_FIELDS = {
 
 
 def normalise_name(name):
-    return name[: -len("/real_time")] if name.endswith("/real_time") else name
+    # Google Benchmark appends the timing mode: /real_time (CPU backends, host views), /manual_time (CUDA events).
+    for suffix in ("/real_time", "/manual_time"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def split_key(key):

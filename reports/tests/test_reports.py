@@ -220,6 +220,16 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(r.median_ms, 2.0)
         self.assertEqual((r.backend, r.group, r.case, r.stage, r.threads), ("simd", "headline", "x", "backward", 2))
 
+    def test_results_fold_manual_time_suffix_of_cuda_event_timings(self):
+        path = os.path.join(self.dir.name, "manual.json")
+        entry = bench_entry("cuda-device/headline/x/backward/t1", 0.25, 0, counters={"roofline": 1.3})
+        entry["name"] = entry["run_name"] = "cuda-device/headline/x/backward/t1/manual_time"
+        write(path, [entry])
+        _, loaded, _ = results.load(path)
+        r = loaded["cuda-device/headline/x/backward/t1"]
+        self.assertEqual((r.backend, r.case, r.stage, r.threads), ("cuda-device", "x", "backward", 1))
+        self.assertEqual(r.median_ms, 0.25)
+
     def test_aggregates_only_run_uses_its_median(self):
         path = os.path.join(self.dir.name, "agg_only.json")
         base = bench_entry("simd/headline/x/backward/t2", 0, 0)
