@@ -52,6 +52,20 @@ MULTIBOX_HD int mining_index_bits(int num_priors) {
   return bits;
 }
 
+// A ground truth's candidate in a bipartite round: its best free prior's key. The round takes the larger IoU, then
+// the lower ground-truth index (the key already holds the lowest prior among that ground truth's equal IoUs), which is
+// the reference's scan order: ground truths outer, priors inner, strict '>'.
+struct Candidate {
+  uint64_t key;
+  int32_t g;
+};
+MULTIBOX_HD Candidate better_candidate(const Candidate& x, const Candidate& y) {
+  const uint32_t xi = static_cast<uint32_t>(x.key >> 32), yi = static_cast<uint32_t>(y.key >> 32);
+  if (xi != yi) return xi > yi ? x : y;
+  return x.g <= y.g ? x : y;
+}
+MULTIBOX_HD Candidate no_candidate() { return {0, 0x7fffffff}; }
+
 // Stage 2 decision for one prior, given its stage-1 owner (-1 if none) and its best ground truth.
 MULTIBOX_HD int32_t match_of(int32_t forced_owner, float best_iou, int32_t best_gt, float pos, float neg) {
   if (forced_owner >= 0) return forced_owner;

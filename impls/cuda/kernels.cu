@@ -134,17 +134,9 @@ __global__ void __launch_bounds__(kPriorBlock) iou_kernel(DeviceArgs a) {
   }
 }
 
-// A ground truth's candidate in the bipartite round: the larger IoU, then the lower ground-truth index (its key
-// already holds its lowest prior among equal IoUs).
-struct Candidate {
-  unsigned long long key;
-  int g;
-};
 struct BetterCandidate {
   __device__ __forceinline__ Candidate operator()(const Candidate& x, const Candidate& y) const {
-    const unsigned xi = static_cast<unsigned>(x.key >> 32), yi = static_cast<unsigned>(y.key >> 32);
-    if (xi != yi) return xi > yi ? x : y;
-    return x.g <= y.g ? x : y;
+    return better_candidate(x, y);
   }
 };
 struct MaxKey {
@@ -184,8 +176,8 @@ __global__ void __launch_bounds__(kImageBlock) forced_kernel(DeviceArgs a) {
 
   // A served ground truth's key is set to 0, the same as one with no prior left to take: neither is chosen again.
   for (int round = 0; round < range.count; ++round) {
-    Candidate mine{0, 0x7fffffff};
-    for (int g = threadIdx.x; g < range.count; g += kImageBlock) mine = BetterCandidate{}(mine, Candidate{key[g], g});
+    Candidate mine = no_candidate();
+    for (int g = threadIdx.x; g < range.count; g += kImageBlock) mine = better_candidate(mine, Candidate{key[g], g});
     const Candidate best = CandidateReduce(temp.candidate).Reduce(mine, BetterCandidate{});
     if (threadIdx.x == 0) chosen = best;
     __syncthreads();
