@@ -99,30 +99,49 @@ void fail(benchmark::State& state, const std::string& what, const Status& status
 constexpr size_t kProbeMaxArrayBytes = size_t{64} << 20;
 constexpr int kProbeTrials = 3;
 
-void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& backend, Stage stage, int threads,
-                   CopyProbe& probe) {
+// The case loaded and the backend's plan for it prepared (both kept for the next benchmark of the same case), or
+// nullptr after the benchmark was marked skipped (backend or workload file unavailable) or failed.
+LoadedCase* case_and_plan(benchmark::State& state, const BenchCase& c, const Backend& backend, int threads,
+                          std::unique_ptr<Plan>** plan_out) {
   if (Status s = backend.available(); !s) {
     state.SkipWithError(("skipped, backend unavailable: " + s.message()).c_str());
-    return;
+    return nullptr;
   }
   LoadedCase& loaded = load_case(c);
   if (!loaded.error.ok() && !c.workload.empty() && loaded.error.code() == ErrorCode::io_error) {
     state.SkipWithError(("skipped, workload file unavailable: " + loaded.error.message()).c_str());
-    return;
+    return nullptr;
   }
-  if (!loaded.error.ok()) return fail(state, "workload " + c.name, loaded.error);
+  if (!loaded.error.ok()) {
+    fail(state, "workload " + c.name, loaded.error);
+    return nullptr;
+  }
   const Workload& w = loaded.workload;
-
-  const std::string plan_key = fmt::format("{}/t{}", backend.name(), threads);
-  std::unique_ptr<Plan>& plan = loaded.plans[plan_key];
+  std::unique_ptr<Plan>& plan = loaded.plans[fmt::format("{}/t{}", backend.name(), threads)];
   if (!plan) {
     PlanOptions options;
     options.num_threads = threads;
     options.check_prediction_values = false;  // make_case_workload checked every value once
     Result<std::unique_ptr<Plan>> prepared = backend.prepare(w.shape, w.priors, w.config, options);
-    if (!prepared) return fail(state, fmt::format("{} prepare for {}", backend.name(), c.name), prepared.status());
+    if (!prepared) {
+      fail(state, fmt::format("{} prepare for {}", backend.name(), c.name), prepared.status());
+      return nullptr;
+    }
     plan = std::move(prepared.value());
   }
+  *plan_out = &plan;
+  return &loaded;
+}
+
+void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& backend, Stage stage, int threads,
+                   CopyProbe& probe) {
+  std::unique_ptr<Plan>* plan_slot = nullptr;
+  LoadedCase* loaded_case = case_and_plan(state, c, backend, threads, &plan_slot);
+  if (loaded_case == nullptr) return;
+  LoadedCase& loaded = *loaded_case;
+  const Workload& w = loaded.workload;
+  std::unique_ptr<Plan>& plan = *plan_slot;
+  const std::string plan_key = fmt::format("{}/t{}", backend.name(), threads);
 
   const GroundTruthView gt = w.data.ground_truths();
   const PredictionView pred = w.data.predictions();
@@ -196,26 +215,12 @@ constexpr size_t kDeviceCopyBytes = size_t{512} << 20;
 // Device-resident views (cuda::CudaPlan::run_device), as a training loop calls it: inputs already on the GPU, nothing
 // copied, each iteration timed with CUDA events (manual time). roofline = time / (stage bytes / device copy rate).
 void run_device_benchmark(benchmark::State& state, const BenchCase& c, const Backend& backend, Stage stage) {
-  if (Status s = backend.available(); !s) {
-    state.SkipWithError(("skipped, backend unavailable: " + s.message()).c_str());
-    return;
-  }
-  LoadedCase& loaded = load_case(c);
-  if (!loaded.error.ok() && !c.workload.empty() && loaded.error.code() == ErrorCode::io_error) {
-    state.SkipWithError(("skipped, workload file unavailable: " + loaded.error.message()).c_str());
-    return;
-  }
-  if (!loaded.error.ok()) return fail(state, "workload " + c.name, loaded.error);
+  std::unique_ptr<Plan>* plan_slot = nullptr;
+  LoadedCase* loaded_case = case_and_plan(state, c, backend, 1, &plan_slot);
+  if (loaded_case == nullptr) return;
+  LoadedCase& loaded = *loaded_case;
   const Workload& w = loaded.workload;
-  std::unique_ptr<Plan>& plan = loaded.plans[std::string(backend.name()) + "/t1"];
-  if (!plan) {
-    PlanOptions options;
-    options.check_prediction_values = false;
-    Result<std::unique_ptr<Plan>> prepared = backend.prepare(w.shape, w.priors, w.config, options);
-    if (!prepared) return fail(state, fmt::format("{} prepare for {}", backend.name(), c.name), prepared.status());
-    plan = std::move(prepared.value());
-  }
-  auto* cuda_plan = dynamic_cast<cuda::CudaPlan*>(plan.get());
+  auto* cuda_plan = dynamic_cast<cuda::CudaPlan*>(plan_slot->get());
   if (cuda_plan == nullptr)
     return fail(state, c.name, Status(ErrorCode::internal, "device-resident benchmark of a plan that is not a CudaPlan"));
   if (!loaded.device_batch) {
