@@ -8,6 +8,11 @@ recording, as the forward half of a training step does. Run with Debian's torch
 
     /usr/bin/python3 bench/torchvision_bench.py --inputs out/bench-inputs --out out/torchvision.json
 
+With `--device cuda` (issue 9: the peer of the cuda backend, on the same GPU) the inputs are moved to the GPU once,
+each timed step is bracketed by torch.cuda.synchronize(), and the names become torchvision-cuda/GROUP/CASE/STAGE/t1
+(one host thread drives the GPU, like the C++ suite's cuda/... and cuda-device/... runs). A machine without a
+usable GPU gets the "available": false file below, with the reason.
+
 The output is one JSON file: Google Benchmark's layout ("context", "benchmarks": one entry per repetition plus
 median/mean/stddev aggregates, names torchvision/GROUP/CASE/STAGE/tTHREADS like the C++ suite) so compare.py and the
 report read it alongside the C++ results, plus a "torchvision" summary with median ms per case and stage and
@@ -64,7 +69,7 @@ def load_case(case_dir, np):
 class TorchvisionLoss:
     """Matching + SSD.compute_loss exactly as torchvision's SSD runs them in training, without the network."""
 
-    def __init__(self, torch, header, arrays):
+    def __init__(self, torch, header, arrays, device):
         from torchvision.models.detection import _utils as det_utils
         from torchvision.models.detection.ssd import SSD
         from torchvision.ops import boxes as box_ops
@@ -73,6 +78,7 @@ class TorchvisionLoss:
         if abs(cfg["pos_threshold"] - cfg["neg_threshold"]) > 0:
             raise ValueError("torchvision's SSDMatcher has no ignore band; the case sets one")
         self.torch = torch
+        self.device = device
         self.box_iou = box_ops.box_iou
         self.matcher = det_utils.SSDMatcher(cfg["pos_threshold"])
         # compute_loss reads only box_coder and neg_to_pos_ratio from the model, so an SSD without a backbone
@@ -84,19 +90,19 @@ class TorchvisionLoss:
         if cfg["smooth_l1_beta"] != 1.0 or cfg["alpha"] != 1.0:
             raise ValueError("torchvision's loss is fixed at beta = 1, alpha = 1; the case differs")
 
-        priors = torch.from_numpy(arrays["priors"])
+        priors = torch.from_numpy(arrays["priors"]).to(device)
         # torchvision's anchors are corners; the contract's prior corners are cx -+ w/2, cy -+ h/2.
         half = priors[:, 2:] / 2
         anchors = torch.cat([priors[:, :2] - half, priors[:, :2] + half], dim=1).contiguous()
-        boxes = torch.from_numpy(arrays["gt_boxes"])
-        labels = torch.from_numpy(arrays["gt_labels"]).to(torch.int64)
+        boxes = torch.from_numpy(arrays["gt_boxes"]).to(device)
+        labels = torch.from_numpy(arrays["gt_labels"]).to(device=device, dtype=torch.int64)
         offsets = arrays["gt_offsets"].tolist()
         batch = header["shape"]["batch"]
         self.targets = [{"boxes": boxes[offsets[b]:offsets[b + 1]].contiguous(),
                          "labels": labels[offsets[b]:offsets[b + 1]].contiguous()} for b in range(batch)]
         self.anchors = [anchors] * batch
-        self.conf = torch.from_numpy(arrays["conf"])
-        self.loc = torch.from_numpy(arrays["loc"])
+        self.conf = torch.from_numpy(arrays["conf"]).to(device)
+        self.loc = torch.from_numpy(arrays["loc"]).to(device)
 
     def step(self, backward):
         torch = self.torch
@@ -106,7 +112,8 @@ class TorchvisionLoss:
         matched_idxs = []
         for anchors_per_image, targets_per_image in zip(self.anchors, self.targets):
             if targets_per_image["boxes"].numel() == 0:
-                matched_idxs.append(torch.full((anchors_per_image.size(0),), -1, dtype=torch.int64))
+                matched_idxs.append(torch.full((anchors_per_image.size(0),), -1, dtype=torch.int64,
+                                               device=self.device))
                 continue
             quality = self.box_iou(targets_per_image["boxes"], anchors_per_image)
             matched_idxs.append(self.matcher(quality))
@@ -118,13 +125,16 @@ class TorchvisionLoss:
         return losses, matched_idxs
 
 
-def time_stage(runner, backward, repetitions, warmup):
+def time_stage(runner, backward, repetitions, warmup, sync):
+    # sync: torch.cuda.synchronize on a GPU, where a step returns once its kernels are queued, not done.
     for _ in range(warmup):
         runner.step(backward)
     times = []
     for _ in range(repetitions):
+        sync()
         t0 = time.perf_counter()
         runner.step(backward)
+        sync()
         times.append(time.perf_counter() - t0)
     return times
 
@@ -154,6 +164,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--repetitions", type=int, default=15, help="timed repetitions per stage (default 15)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device: cpu (default) or cuda / cuda:N (the GPU peer of the cuda backend)")
     args = parser.parse_args()
 
     try:
@@ -163,6 +175,20 @@ def main():
     except Exception as e:  # ImportError, or a broken install raising something else
         unavailable(args.out, f"cannot import torch/torchvision with {sys.executable}: {e}")
         return 0
+    try:
+        device = torch.device(args.device)
+    except Exception as e:  # RuntimeError for an unknown device string
+        print(f"torchvision_bench: --device {args.device!r}: {e}", file=sys.stderr)
+        return 2
+    on_gpu = device.type == "cuda"
+    if on_gpu:
+        if not torch.cuda.is_available():
+            unavailable(args.out, f"--device {args.device}: torch {torch.__version__} ({sys.executable}) sees no CUDA "
+                                  f"device (built with CUDA {torch.version.cuda})")
+            return 0
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            unavailable(args.out, f"--device {args.device}: only {torch.cuda.device_count()} CUDA device(s)")
+            return 0
 
     if not os.path.isdir(args.inputs):
         print(f"torchvision_bench: input folder {args.inputs} does not exist "
@@ -177,10 +203,17 @@ def main():
     torch.set_num_threads(args.threads)
     summary = {"available": True, "torch": torch.__version__, "torchvision": torchvision.__version__,
                "threads": args.threads, "repetitions": args.repetitions, "cases": {}}
+    prefix, suffix, sync = "torchvision", f"t{args.threads}", (lambda: None)
+    if on_gpu:
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        prefix, suffix, sync = "torchvision-cuda", "t1", (lambda: torch.cuda.synchronize(device))
+        summary.update({"device": str(device), "device_name": torch.cuda.get_device_name(device),
+                        "cuda": torch.version.cuda})
     benchmarks = []
     for case in cases:
         header, arrays = load_case(os.path.join(args.inputs, case), np)
-        runner = TorchvisionLoss(torch, header, arrays)
+        runner = TorchvisionLoss(torch, header, arrays, device)
         losses, matched = runner.step(backward=False)
         loss = float(losses["bbox_regression"] + losses["classification"])
         positives = int(sum(int((m >= 0).sum()) for m in matched))
@@ -190,12 +223,12 @@ def main():
                         "reference_num_positives_argmax": reference.get("num_positives")}
         if reference.get("total"):
             case_summary["loss_rel_diff_vs_reference_argmax"] = abs(loss - reference["total"]) / abs(reference["total"])
-        label = "B={batch} P={num_priors} C={num_classes} G={total_ground_truths} argmax (torchvision)".format(
-            **header["shape"])
+        label = "B={batch} P={num_priors} C={num_classes} G={total_ground_truths} argmax ({peer})".format(
+            peer=prefix, **header["shape"])
         for stage in STAGES:
             times = time_stage(runner, backward=(stage == "backward"), repetitions=args.repetitions,
-                               warmup=args.warmup)
-            name = f"torchvision/{header['group']}/{case}/{stage}/t{args.threads}"
+                               warmup=args.warmup, sync=sync)
+            name = f"{prefix}/{header['group']}/{case}/{stage}/{suffix}"
             benchmarks += gbench_entries(name, times, label)
             case_summary[stage] = {"median_ms": statistics.median(times) * 1e3, "min_ms": min(times) * 1e3,
                                    "max_ms": max(times) * 1e3}
@@ -209,6 +242,8 @@ def main():
                "executable": os.path.abspath(__file__), "num_cpus": os.cpu_count(),
                "library_build_type": "release", "torch": torch.__version__, "torchvision": torchvision.__version__,
                "torch_threads": str(args.threads)}
+    if on_gpu:
+        context.update({"device": summary["device"], "device_name": summary["device_name"], "cuda": torch.version.cuda})
     write_json(args.out, {"context": context, "benchmarks": benchmarks, "torchvision": summary})
     print(f"wrote {args.out}")
     return 0
