@@ -12,8 +12,8 @@
 #   bash scripts/gpu_check.sh run       GPU machine: tests filtered to cuda, compute-sanitizer, the cuda benchmarks,
 #                                       torchvision on the same GPU and inputs; report in $OUT (default out/gpu-check)
 #
-# `run` stops by itself within GPU_CHECK_BUDGET_S seconds (default 450, so the call ends inside 8 minutes): each
-# phase has a deadline, each step a timeout, and a failed step does not stop the next. The device tool brings back
+# `run` stops by itself within GPU_CHECK_BUDGET_S seconds (default 430; a watchdog adds at most 40, so the call
+# ends inside 8 minutes): each phase has a deadline, each step a timeout, and a failed step does not stop the next. The device tool brings back
 # at most 8 files from $OUT, so logs and gtest XML go to a work folder and come back as one archive; the report is
 # rewritten after every step, so a run cut short still leaves one.
 #
@@ -40,7 +40,11 @@ cuda_filter='*cuda*:*Cuda*:*CUDA*'
 torchvision_cases=(ssd300-coco-c81 ssd300-coco-c81-b256)
 # compute-sanitizer runs a reduced set: few property cases (rapidcheck honours RC_PARAMS's max_success as given).
 sanitizer_rc_params="max_success=3"
-sanitizer_binaries=(cuda_host_test unit_matching unit_loss unit_validation multibox_case_tests multibox_property_test)
+# In this order until the time is up: both tools on the properties (every kernel, many shapes) and the device tests
+# first, the worked examples after.
+sanitizer_runs=(memcheck:multibox_property_test racecheck:multibox_property_test memcheck:cuda_host_test
+                racecheck:cuda_host_test memcheck:unit_loss memcheck:unit_matching memcheck:multibox_case_tests
+                racecheck:unit_loss racecheck:unit_matching memcheck:unit_validation)
 
 # ---- prepare ------------------------------------------------------------------------------------------------------
 
@@ -270,7 +274,7 @@ gtest_count() {  # number of tests FILTER selects in a bundled gtest binary
 run_checks() {
   local dry="${1:-0}"
   started=$(now)
-  budget="${GPU_CHECK_BUDGET_S:-450}"
+  budget="${GPU_CHECK_BUDGET_S:-430}"
   OUT="${OUT:-${root}/out/gpu-check}"
   mkdir -p "${OUT}"
   OUT="$(cd "${OUT}" && pwd)"
@@ -282,8 +286,8 @@ run_checks() {
   cp "${bundle}/manifest.txt" "${work}/logs/manifest.txt"
   # Phase deadlines as fractions of the budget: tests, benchmarks, torchvision, then the sanitizers, whose time on
   # this driver is the least predictable (gVisor machines refuse them outright).
-  local t_env=$(( started + budget * 5 / 100 )) t_tests=$(( started + budget * 42 / 100 ))
-  local t_bench=$(( started + budget * 66 / 100 )) t_tv=$(( started + budget * 84 / 100 )) t_end=$(( started + budget ))
+  local t_env=$(( started + budget * 5 / 100 )) t_tests=$(( started + budget * 38 / 100 ))
+  local t_bench=$(( started + budget * 60 / 100 )) t_tv=$(( started + budget * 76 / 100 )) t_end=$(( started + budget ))
   local py="${GPU_CHECK_PYTHON:-python3}" b="${root}/${bundle}/bin"
   echo "== gpu_check run: bundle ${bundle}, OUT=${OUT}, work ${work}, budget ${budget} s"
 
@@ -375,7 +379,7 @@ run_checks() {
   for c in "${torchvision_cases[@]}"; do
     [[ " ${listed[*]} " == *" ${c} "* ]] && cases+=("${c}")
   done
-  if ! timeout 120 "${py}" -c 'import numpy, torch, torchvision; assert torch.cuda.is_available(), "torch.cuda.is_available() is False"' \
+  if ! timeout 60 "${py}" -c 'import numpy, torch, torchvision; assert torch.cuda.is_available(), "torch.cuda.is_available() is False"' \
        > "$(step_log torchvision-probe)" 2>&1; then
     record torchvision skip "" 0 "${py}: $(tail -1 "$(step_log torchvision-probe)")"
     # The unavailable file still says why, for the report.
@@ -396,18 +400,17 @@ run_checks() {
   local sanitizer=""
   if command -v compute-sanitizer >/dev/null; then sanitizer=compute-sanitizer
   elif [[ -x /usr/local/cuda/bin/compute-sanitizer ]]; then sanitizer=/usr/local/cuda/bin/compute-sanitizer; fi
-  local tool
-  for tool in memcheck racecheck; do
-    for name in "${sanitizer_binaries[@]}"; do
-      if [[ -z "${sanitizer}" ]]; then record "${tool}-${name}" skip "" 0 "compute-sanitizer not found"; continue; fi
-      if [[ "${cuda_ok}" == 0 ]]; then record "${tool}-${name}" skip "" 0 "cuda unavailable here"; continue; fi
-      [[ -x "${b}/${name}" ]] || { record "${tool}-${name}" skip "" 0 "not in the bundle"; continue; }
-      filter="${cuda_filter}"
-      [[ "${name}" == cuda_host_test ]] && filter='*'
-      step "${tool}-${name}" "${t_end}" 90 env RC_PARAMS="${sanitizer_rc_params}" "${sanitizer}" --tool "${tool}" \
-        --error-exitcode 99 --target-processes all "${launch[@]}" "${b}/${name}" --gtest_filter="${filter}" \
-        --gtest_output="xml:${work}/xml/${tool}-${name}.xml"
-    done
+  local tool pair
+  for pair in "${sanitizer_runs[@]}"; do
+    tool="${pair%%:*}" name="${pair#*:}"
+    if [[ -z "${sanitizer}" ]]; then record "${tool}-${name}" skip "" 0 "compute-sanitizer not found"; continue; fi
+    if [[ "${cuda_ok}" == 0 ]]; then record "${tool}-${name}" skip "" 0 "cuda unavailable here"; continue; fi
+    [[ -x "${b}/${name}" ]] || { record "${tool}-${name}" skip "" 0 "not in the bundle"; continue; }
+    filter="${cuda_filter}"
+    [[ "${name}" == cuda_host_test ]] && filter='*'
+    step "${tool}-${name}" "${t_end}" 60 env RC_PARAMS="${sanitizer_rc_params}" "${sanitizer}" --tool "${tool}" \
+      --error-exitcode 99 --target-processes all "${launch[@]}" "${b}/${name}" --gtest_filter="${filter}" \
+      --gtest_output="xml:${work}/xml/${tool}-${name}.xml"
   done
 
   report
@@ -427,7 +430,7 @@ print_plan() {
 == on a GPU machine, the device tool's run with
      carry:     ["${bundle}"]
      command:   bash scripts/gpu_check.sh run
-     timeout_s: 540    (the script stops itself within ${GPU_CHECK_BUDGET_S:-450} s; the rest covers the transfers)
+     timeout_s: 540    (the script stops itself within ${GPU_CHECK_BUDGET_S:-430} s + a 40 s watchdog, under 8 minutes)
    then copy the report files it brings back (gpu-report.md, gpu-report.json, bench-cuda*.json,
    torchvision-cuda.json) into reports/measured/<date>-gpu/ and commit them.
 == what that run does, in this order, each step with its own timeout and log:
@@ -438,8 +441,8 @@ $(awk '$1 == "binary" && $3 == "gtest" { printf "        %s\n", $2 }' "${bundle}
       then '^cuda(-device)?/[^h]' once -> bench-cuda-rest.json
    e. multibox_bench --multibox_dump_inputs (${torchvision_cases[*]}), then
       python3 bench/torchvision_bench.py --device cuda -> torchvision-cuda.json
-   c. compute-sanitizer --tool memcheck, then racecheck (RC_PARAMS=${sanitizer_rc_params}):
-        ${sanitizer_binaries[*]}
+   c. compute-sanitizer (RC_PARAMS=${sanitizer_rc_params}), tool:binary, in this order while time is left:
+        ${sanitizer_runs[*]}
    f. gpu-report.md + gpu-report.json (scripts/gpu_report.py), rewritten after every step; logs and XML in
       gpu-check-logs.tar.gz
 EOF
@@ -507,7 +510,14 @@ EOF
 case "${1:-}" in
   prepare) prepare && dry_run ;;
   dry-run) dry_run ;;
-  run) run_checks 0 ;;
+  run)
+    # The steps' timeouts leave out the probes between them (imports, test lists): this bounds the whole.
+    guard=$(( ${GPU_CHECK_BUDGET_S:-430} + 30 ))
+    timeout -k 10 "${guard}" bash "${BASH_SOURCE[0]}" run-unguarded
+    rc=$?
+    (( rc == 124 || rc == 137 )) && echo "gpu_check: stopped by the ${guard} s watchdog; the report is as of the last step" >&2
+    exit "${rc}" ;;
+  run-unguarded) run_checks 0 ;;
   plan) print_plan ;;
   *) echo "usage: bash scripts/gpu_check.sh prepare|dry-run|run|plan" >&2; exit 2 ;;
 esac

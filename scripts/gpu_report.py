@@ -265,6 +265,11 @@ def build(work, out, budget, started):
                 s["note"] = (s["note"] + "; " if s["note"] else "") + f"all {c['total']} cuda tests skipped"
         else:
             v = sanitizer_verdict(log, s["rc"])
+            if c["total"] and not c["passed"] and not c["failed"]:
+                # A clean summary over tests that all skipped checked no kernel: no verdict, not a pass.
+                v = {"errors": None, "warnings": None, "verdict": f"no verdict (all {c['total']} tests skipped)"}
+                if s["status"] == "pass":
+                    s["status"] = "skip"
             tool, _, target = name.partition("-")
             sanitizers.append({"tool": tool, "binary": target, "step_status": s["status"], **v})
             if s["status"] == "pass" and v["errors"] is None:
@@ -279,6 +284,22 @@ def build(work, out, budget, started):
     tv_data = load_json(os.path.join(out, "torchvision-cuda.json")) or {}
     tv_summary = tv_data.get("torchvision", {}) if isinstance(tv_data, dict) else {}
     tv, _, _ = read_benchmarks([os.path.join(out, "torchvision-cuda.json")])
+    # A benchmark step that exited 0 may still have run nothing (every cuda benchmark reporting its skip) or have
+    # recorded an error; its status says so.
+    for s in steps:
+        path = {"bench-headline": "bench-cuda.json", "bench-rest": "bench-cuda-rest.json"}.get(s["name"])
+        if not path or s["status"] not in ("pass", "fail"):
+            continue
+        ok, errs, _ = read_benchmarks([os.path.join(out, path)])
+        skipped = sum(1 for m in errs.values() if m.startswith("skipped"))
+        failed = [m for m in errs.values() if not m.startswith("skipped")]
+        s["benchmarks"] = {"results": len(ok), "skipped": skipped, "errors": len(failed)}
+        s["note"] = "; ".join(filter(None, [s["note"], f"{len(ok)} results, {skipped} skipped, {len(failed)} errors"]
+                                     + failed[:2]))
+        if failed:
+            s["status"] = "fail"
+        elif s["status"] == "pass" and not ok:
+            s["status"] = "skip"
     rows = {}
     for (backend, group, case, stage), row in list(bench.items()) + list(tv.items()):
         r = rows.setdefault((group, case, stage), {"group": group, "case": case, "stage": stage})

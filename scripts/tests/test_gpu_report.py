@@ -139,6 +139,26 @@ class GpuReport(unittest.TestCase):
         race = next(x for x in report["sanitizers"] if x["tool"] == "racecheck")
         self.assertIn("Device not supported", race["verdict"])
 
+    def test_skips_are_not_passes(self):
+        # Sanitizer over tests that all skipped, benchmarks that all reported their skip: neither proves anything.
+        self.full_run()
+        self.write("xml/memcheck-cuda_host_test.xml", GTEST_XML.replace('result="completed"', 'result="skipped"').format(
+            failures=0, failure=""))
+        self.write("bench-cuda-rest.json", {"benchmarks": [
+            {"name": "cuda/real/coco128-b32/backward/t1/real_time", "run_type": "iteration", "error_occurred": True,
+             "error_message": "skipped, backend unavailable: no device", "real_time": 0, "time_unit": "ms"}]},
+            base=self.out)
+        with open(os.path.join(self.work, "steps.tsv"), "a") as f:
+            f.write("bench-rest\tpass\t0\t1\t\n")
+        report, goals = self.run_report()
+        memcheck = next(x for x in report["sanitizers"] if x["tool"] == "memcheck")
+        self.assertIsNone(memcheck["errors"])
+        self.assertEqual(goals["sanitizers"]["verdict"], "NOT MEASURED")
+        rest = next(s for s in report["steps"] if s["name"] == "bench-rest")
+        self.assertEqual((rest["status"], rest["benchmarks"]["skipped"]), ("skip", 1))
+        headline = next(s for s in report["steps"] if s["name"] == "bench-headline")
+        self.assertEqual((headline["status"], headline["benchmarks"]["results"]), ("pass", 3))
+
     def test_nothing_at_all(self):
         report, goals = self.run_report()
         self.assertEqual(report["verdict"], "INCOMPLETE")
