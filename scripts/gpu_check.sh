@@ -198,8 +198,9 @@ find_driver() {
 set_launch() {
   local b="${root}/${bundle}" extra="${driver_dir:+:${driver_dir}}"
   case "$1" in
-    system) launch=(env "LD_LIBRARY_PATH=${b}/lib${extra}") ;;
-    system-cxx) launch=(env "LD_LIBRARY_PATH=${b}/lib:${b}/cxx${extra}") ;;
+    # The machine's own LD_LIBRARY_PATH stays after ours: an image may find its driver through it.
+    system) launch=(env "LD_LIBRARY_PATH=${b}/lib${extra}${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}") ;;
+    system-cxx) launch=(env "LD_LIBRARY_PATH=${b}/lib:${b}/cxx${extra}${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}") ;;
     loader) launch=("${b}/glibc/ld-linux-x86-64.so.2" --library-path "${b}/lib:${b}/cxx:${b}/glibc${extra}") ;;
   esac
   launch_mode="$1"
@@ -396,11 +397,13 @@ run_checks() {
     rm -rf "${work}/inputs"
   fi
 
-  # c. compute-sanitizer on a reduced set; `env` carries the library path to the binary alone, not the tool
+  # c. compute-sanitizer on a reduced set. The system loader's library path is set for the tool too (it holds only
+  # libraries the tool does not use, unless system-cxx); the bundled loader is the tool's target, ahead of the binary.
   local sanitizer=""
   if command -v compute-sanitizer >/dev/null; then sanitizer=compute-sanitizer
   elif [[ -x /usr/local/cuda/bin/compute-sanitizer ]]; then sanitizer=/usr/local/cuda/bin/compute-sanitizer; fi
-  local tool pair
+  local tool pair before=("${launch[@]}") after=()
+  [[ "${launch_mode}" == loader ]] && before=() after=("${launch[@]}")
   for pair in "${sanitizer_runs[@]}"; do
     tool="${pair%%:*}" name="${pair#*:}"
     if [[ -z "${sanitizer}" ]]; then record "${tool}-${name}" skip "" 0 "compute-sanitizer not found"; continue; fi
@@ -408,8 +411,8 @@ run_checks() {
     [[ -x "${b}/${name}" ]] || { record "${tool}-${name}" skip "" 0 "not in the bundle"; continue; }
     filter="${cuda_filter}"
     [[ "${name}" == cuda_host_test ]] && filter='*'
-    step "${tool}-${name}" "${t_end}" 60 env RC_PARAMS="${sanitizer_rc_params}" "${sanitizer}" --tool "${tool}" \
-      --error-exitcode 99 --target-processes all "${launch[@]}" "${b}/${name}" --gtest_filter="${filter}" \
+    step "${tool}-${name}" "${t_end}" 60 env RC_PARAMS="${sanitizer_rc_params}" "${before[@]}" "${sanitizer}" --tool "${tool}" \
+      --error-exitcode 99 --target-processes all "${after[@]}" "${b}/${name}" --gtest_filter="${filter}" \
       --gtest_output="xml:${work}/xml/${tool}-${name}.xml"
   done
 

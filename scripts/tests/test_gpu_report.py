@@ -138,6 +138,7 @@ class GpuReport(unittest.TestCase):
         self.assertEqual(goals["sanitizers"]["verdict"], "NOT MEASURED")
         race = next(x for x in report["sanitizers"] if x["tool"] == "racecheck")
         self.assertIn("Device not supported", race["verdict"])
+        self.assertEqual(next(s for s in report["steps"] if s["name"] == "racecheck-cuda_host_test")["status"], "skip")
 
     def test_skips_are_not_passes(self):
         # Sanitizer over tests that all skipped, benchmarks that all reported their skip: neither proves anything.
