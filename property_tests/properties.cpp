@@ -636,8 +636,8 @@ void require_same_mining_loss_and_gradients(const BatchOutputs& a, const BatchOu
   require_equal("mined", a.mined, z.mined, ctx);
   require_close("targets", a.targets, z.targets, kTargetRelTol, kTargetAbsTol, ctx);
   require_same_loss(a.loss, z.loss, ctx);
-  require_close("grad_conf", a.grad_conf, z.grad_conf, kGradRelTol, kGradAbsTol, ctx);
-  require_close("grad_loc", a.grad_loc, z.grad_loc, kGradRelTol, kGradAbsTol, ctx);
+  require_close("grad_conf", a.grad_conf, z.grad_conf, kGradRelTol, grad_abs_tol(a.loss.num_positives), ctx);
+  require_close("grad_loc", a.grad_loc, z.grad_loc, kGradRelTol, grad_abs_tol(a.loss.num_positives), ctx);
 }
 
 }  // namespace
@@ -757,11 +757,11 @@ void prop_split_batch(const Backend& backend) {
     std::vector<float> renormalised(single.grad_conf.size());
     for (size_t i = 0; i < renormalised.size(); ++i) renormalised[i] = static_cast<float>(single.grad_conf[i] * factor);
     require_close("grad_conf", slice(full.grad_conf, r0 * C, static_cast<size_t>(P) * C), renormalised,
-                  2 * kGradRelTol, kGradAbsTol, where);
+                  2 * kGradRelTol, grad_abs_tol(full.loss.num_positives), where);
     renormalised.resize(single.grad_loc.size());
     for (size_t i = 0; i < renormalised.size(); ++i) renormalised[i] = static_cast<float>(single.grad_loc[i] * factor);
     require_close("grad_loc", slice(full.grad_loc, r0 * 4, static_cast<size_t>(P) * 4), renormalised, 2 * kGradRelTol,
-                  kGradAbsTol, where);
+                  grad_abs_tol(full.loss.num_positives), where);
   }
   if (n != full.loss.num_positives)
     fail(fmt::format("{}: N = {} for the batch, the images' N_b sum to {}", ctx, full.loss.num_positives, n));

@@ -156,8 +156,8 @@ void print_agreement(const std::string& label, const BatchOutputs& tv, const Bat
   std::printf("[ golden   ] %-36s targets %.2e  grad_conf %.2e  grad_loc %.2e  loss.total %.2e  conf %.2e  "
               "loc %.2e\n",
               label.c_str(), max_rel_error(tv.targets, ours.targets, kTargetAbsTol / kTargetRelTol),
-              max_rel_error(tv.grad_conf, ours.grad_conf, kGradAbsTol / kGradRelTol),
-              max_rel_error(tv.grad_loc, ours.grad_loc, kGradAbsTol / kGradRelTol),
+              max_rel_error(tv.grad_conf, ours.grad_conf, grad_abs_tol(ours.loss.num_positives) / kGradRelTol),
+              max_rel_error(tv.grad_loc, ours.grad_loc, grad_abs_tol(ours.loss.num_positives) / kGradRelTol),
               rel_error(tv.loss.total, ours.loss.total), rel_error(tv.loss.conf, ours.loss.conf),
               rel_error(tv.loss.loc, ours.loss.loc));
 }
@@ -312,8 +312,10 @@ TEST_P(GoldenOverflow, AddsExactlyTheRequotedPositivesCrossEntropy) {
   std::vector<float> halved = tv.grad_conf;
   for (size_t e = 0; e < halved.size(); ++e)
     if (doubled[e / C]) halved[e] /= 2;
-  expect_close("grad_conf (doubled rows halved)", halved, ours_.grad_conf, 1.0, kGradRelTol, kGradAbsTol);
-  expect_close("grad_loc", tv.grad_loc, ours_.grad_loc, 1.0, kGradRelTol, kGradAbsTol, nullptr,
+  const double grad_floor = grad_abs_tol(ours_.loss.num_positives, c.config.alpha);
+  expect_close("grad_conf (doubled rows halved)", halved, ours_.grad_conf, 1.0, kGradRelTol,
+               grad_abs_tol(ours_.loss.num_positives));
+  expect_close("grad_loc", tv.grad_loc, ours_.grad_loc, 1.0, kGradRelTol, grad_floor, nullptr,
                [&](size_t e) { return torchvision_grad_loc_slack(c, ours_.loss.num_positives, e); });
 }
 
@@ -383,9 +385,11 @@ TEST_P(GoldenNoOverlap, GroundTruthGetsPriorZeroAndNothingElseDiffers) {
     const bool tv_counted = tv.matches[row] >= 0 || tv.mined[row];
     return ours_counted && tv_counted && row != p0;
   };
-  expect_close("grad_conf (common rows, rescaled)", ours_.grad_conf, tv.grad_conf, scale, kGradRelTol, kGradAbsTol,
-               [&](size_t e) { return counted_by_both(e / C); });
-  expect_close("grad_loc (common rows, rescaled)", ours_.grad_loc, tv.grad_loc, scale, kGradRelTol, kGradAbsTol,
+  // Floors at torchvision's scale 1/(N + 1), the smaller of the two.
+  expect_close("grad_conf (common rows, rescaled)", ours_.grad_conf, tv.grad_conf, scale, kGradRelTol,
+               grad_abs_tol(tv.loss.num_positives), [&](size_t e) { return counted_by_both(e / C); });
+  expect_close("grad_loc (common rows, rescaled)", ours_.grad_loc, tv.grad_loc, scale, kGradRelTol,
+               grad_abs_tol(tv.loss.num_positives, c.config.alpha),
                [&](size_t e) { return counted_by_both(e / 4); },
                [&](size_t e) { return torchvision_grad_loc_slack(c, tv.loss.num_positives, e); });
   auto counted_by_neither = [&](size_t row) {

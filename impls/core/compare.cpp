@@ -1,5 +1,5 @@
 // The agreement rules of DESIGN.md section 6: exact for integer outputs, near-tie aware for the mined sets,
-// relative (plus an absolute floor for elementwise gradients and targets) for floating-point outputs.
+// relative (plus an absolute floor for elementwise gradients, scaled by 1/N, and targets) for floating-point outputs.
 #include "multibox/compare.hpp"
 
 #include <algorithm>
@@ -306,7 +306,7 @@ AgreementReport compare_outputs(const ProblemShape& shape, const Config& config,
                                                        I32(candidate.mined_negatives), image_name));
     report.quantities.push_back(compare_mined(shape, pred, reference, candidate));
     QuantityVerdict n;
-  n.quantity = "loss.N";
+    n.quantity = "loss.N";
     n.elements = 1;
     if (reference.loss.num_positives != candidate.loss.num_positives) {
       n.verdict = Verdict::failed;
@@ -362,11 +362,13 @@ AgreementReport compare_outputs(const ProblemShape& shape, const Config& config,
       }
       reference_grad = &reference_adjusted;
     }
+    // The floors follow the reference's 1/N, the scale of every element.
+    const int64_t n = reference.loss.num_positives;
     report.quantities.push_back(distrust_without_positives(
-        compare_close("grad_conf", *reference_grad, candidate.grad_conf, kGradRelTol, kGradAbsTol,
+        compare_close("grad_conf", *reference_grad, candidate.grad_conf, kGradRelTol, grad_abs_tol(n),
                       [P, C](size_t i) { return name_element(i, P, C, "class"); })));
     report.quantities.push_back(distrust_without_positives(
-        compare_close("grad_loc", reference.grad_loc, candidate.grad_loc, kGradRelTol, kGradAbsTol,
+        compare_close("grad_loc", reference.grad_loc, candidate.grad_loc, kGradRelTol, grad_abs_tol(n, config.alpha),
                       [P](size_t i) { return name_element(i, P, 4, "coord"); }, grad_loc_slack)));
   }
   return report;
