@@ -7,11 +7,34 @@
 #include <limits>
 #include <string>
 
+#include "compare_test.hpp"
+#include "core/math.hpp"
 #include "multibox/compare.hpp"
 #include "multibox/multibox.hpp"
 
 namespace multibox {
+namespace compare_test {
+
+// By value: callers pass temporaries straight from compare().
+QuantityVerdict find(const AgreementReport& report, const std::string& quantity) {
+  for (const QuantityVerdict& q : report.quantities)
+    if (q.quantity == quantity) return q;
+  ADD_FAILURE() << "no quantity '" << quantity << "' in report:\n" << report.to_string();
+  return {};
+}
+
+void write_mined_gradient_row(std::span<const float> logits, int64_t num_positives, std::span<float> row) {
+  const double lse = core::logsumexp<double>(logits.data(), static_cast<int>(logits.size()));
+  for (size_t c = 0; c < logits.size(); ++c)
+    row[c] = static_cast<float>((std::exp(static_cast<double>(logits[c]) - lse) - (c == 0 ? 1.0 : 0.0)) /
+                                static_cast<double>(num_positives));
+}
+
+}  // namespace compare_test
+
 namespace {
+
+using namespace compare_test;
 
 // One image on a 4x4 grid of 0.3-wide priors (neighbours overlap by IoU ~0.09, so only the prior equal to the
 // ground truth is positive), three classes, and logits chosen so the negatives' cross-entropies are known:
@@ -59,14 +82,6 @@ struct Fixture {
                            candidate);
   }
 };
-
-// By value: callers pass temporaries straight from compare().
-QuantityVerdict find(const AgreementReport& report, const std::string& quantity) {
-  for (const QuantityVerdict& q : report.quantities)
-    if (q.quantity == quantity) return q;
-  ADD_FAILURE() << "no quantity '" << quantity << "' in report:\n" << report.to_string();
-  return {};
-}
 
 TEST(Compare, FixtureHasWhatTheTestsAssume) {
   Fixture f;
@@ -147,15 +162,42 @@ TEST(Compare, LossOutsideToleranceFails) {
 }
 
 // A total near 0 is judged by an absolute floor per term instead: here 1e-7 for each of the 4 CEs (1 positive, 3
-// mined negatives), so 3e-7 off a reference of exactly 0 passes and 5e-7 fails.
+// mined negatives), so just under 4e-7 off a reference of exactly 0 passes and a few times that fails.
 TEST(Compare, LossNearZeroHasAnAbsoluteFloorPerTerm) {
   Fixture f;
   f.reference.loss.conf_sum = 0.0;
   BatchOutputs c = f.reference;
-  c.loss.conf_sum = 3e-7;
+  const double floor = 4 * kSpecLossAbsPerTerm;
+  c.loss.conf_sum = kJustInside * floor;
   EXPECT_EQ(find(f.compare(c), "loss.conf_sum").verdict, Verdict::passed);
-  c.loss.conf_sum = 5e-7;
+  c.loss.conf_sum = kFewTimesOutside * floor;
   EXPECT_EQ(find(f.compare(c), "loss.conf_sum").verdict, Verdict::failed);
+}
+
+// The absolute floors at N = 1, where the gradient's scale 1/N is 1: an element the reference leaves at 0 (prior 10
+// is neither positive nor mined) may be off by just under 4 ulps of 1.0, not by a few times that; a zero target
+// (prior 7 is not positive) by just under 1e-6.
+TEST(Compare, AbsoluteFloorsArePinnedFromBothSides) {
+  Fixture f;
+  ASSERT_EQ(f.reference.loss.num_positives, 1);
+  struct Plant {
+    const char* quantity;
+    std::vector<float> BatchOutputs::*values;
+    size_t index;
+    double floor;
+  };
+  for (const Plant& plant : {Plant{"grad_conf", &BatchOutputs::grad_conf, 10 * 3 + 1, kSpecGradFloorTimesN},
+                             Plant{"grad_loc", &BatchOutputs::grad_loc, 7 * 4 + 2, kSpecGradFloorTimesN},
+                             Plant{"targets", &BatchOutputs::targets, 7 * 4 + 0, kSpecTargetAbs}}) {
+    ASSERT_EQ((f.reference.*plant.values)[plant.index], 0.0f) << plant.quantity;
+    for (const double size : {kJustInside, kFewTimesOutside}) {
+      BatchOutputs c = f.reference;
+      (c.*plant.values)[plant.index] = static_cast<float>(size * plant.floor);
+      const QuantityVerdict q = find(f.compare(c), plant.quantity);
+      EXPECT_EQ(q.verdict, size < 1 ? Verdict::passed : Verdict::failed)
+          << plant.quantity << " off by " << size << " x its floor: " << q.detail;
+    }
+  }
 }
 
 TEST(Compare, NaNInCandidateFails) {
@@ -207,13 +249,8 @@ TEST(Compare, SizeMismatchFails) {
 
 // The gradient row a correct backend writes for prior `p` of image 0 when it mines it (a negative: target 0).
 void write_mined_gradient_row(const Fixture& f, BatchOutputs& out, int p) {
-  const float* row = &f.data.conf[p * 3];
-  const double m = std::max({row[0], row[1], row[2]});
-  double sum = 0;
-  for (int c = 0; c < 3; ++c) sum += std::exp(row[c] - m);
-  for (int c = 0; c < 3; ++c)
-    out.grad_conf[p * 3 + c] =
-        static_cast<float>((std::exp(row[c] - m) / sum - (c == 0 ? 1.0 : 0.0)) / out.loss.num_positives);
+  compare_test::write_mined_gradient_row(std::span<const float>(f.data.conf).subspan(p * 3, 3), out.loss.num_positives,
+                                         std::span<float>(out.grad_conf).subspan(p * 3, 3));
 }
 
 TEST(Compare, NearTieSwapInMinedSetIsAccepted) {
@@ -245,6 +282,27 @@ TEST(Compare, NearTieSwapWithGradientsOfTheOtherSelectionIsRejected) {
   EXPECT_EQ(q.verdict, Verdict::failed);
   EXPECT_GE(q.mismatches, 4u);  // rows 2 and 3, every class with a non-negligible softmax
   EXPECT_NE(q.detail.find("image 0, prior 3"), std::string::npos) << q.detail;  // the dropped row: ~-1/N vs 0
+}
+
+// The near-tie band from both sides: prior 2's logit is set so that its CE lies `gap` (relative to max(1, CE_K))
+// below prior 3's, the K_b-th largest. Selecting prior 2 instead is a near-tie just inside the band and a wrong
+// selection a few times outside it.
+TEST(Compare, MiningNearTieBandIsPinnedFromBothSides) {
+  for (const double size : {kJustInside, kFewTimesOutside}) {
+    Fixture f;
+    const double gap = size * kSpecMiningTieBand;
+    const double ce_k = std::log(2 + std::exp(static_cast<double>(f.data.conf[3 * 3 + 1])));
+    f.set_x(2, static_cast<float>(std::log(std::exp(ce_k - gap * std::max(1.0, ce_k)) - 2)));
+    f.reference = f.run(f.data);
+    ASSERT_EQ(f.reference.mined[3], 1);
+    ASSERT_EQ(f.reference.mined[2], 0);
+    BatchOutputs c = f.reference;
+    c.mined[3] = 0;
+    c.mined[2] = 1;
+    const QuantityVerdict q = find(f.compare(c), "mined");
+    EXPECT_EQ(q.verdict, size < 1 ? Verdict::passed : Verdict::failed) << "relative CE gap " << gap << ": " << q.detail;
+    EXPECT_NEAR(q.worst_error, gap, 1e-7);
+  }
 }
 
 TEST(Compare, NonTieSwapInMinedSetIsRejected) {
