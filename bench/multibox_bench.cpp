@@ -14,6 +14,7 @@
 //   multibox_bench [Google Benchmark flags] [--multibox_stream_threads=2] [--multibox_stream_mib=128]
 //   multibox_bench --multibox_dump_inputs=DIR [--multibox_dump_cases=ssd300-coco-c81,...]
 //   multibox_bench --multibox_list_cases
+//   multibox_bench --multibox_plugin=PATH [...]   (repeatable; MULTIBOX_PLUGINS works too): benchmark plugin backends
 //
 // The cuda backend gets two entries per case and stage: cuda/... runs host views (upload, kernels, download; the split
 // in the upload_ms, kernels_ms and download_ms counters) and cuda-device/... runs device-resident views timed with
@@ -55,6 +56,7 @@ struct Flags {
   std::string dump_dir;
   std::vector<std::string> dump_cases;
   bool list_cases = false;
+  std::vector<std::string> plugins;
 };
 
 // Set when a backend that reports itself available fails: the suite must not look green in that case.
@@ -434,6 +436,8 @@ bool parse_flags(int& argc, char** argv, Flags& flags) {
       std::stringstream list(value);
       for (std::string name; std::getline(list, name, ',');)
         if (!name.empty()) flags.dump_cases.push_back(name);
+    } else if (take_flag(arg, "--multibox_plugin", value)) {
+      flags.plugins.push_back(value);
     } else if (arg == "--multibox_list_cases") {
       flags.list_cases = true;
     } else if (arg.starts_with("--multibox_")) {
@@ -455,6 +459,13 @@ int main(int argc, char** argv) {
   using namespace multibox::bench;
   Flags flags;
   if (!parse_flags(argc, argv, flags)) return 2;
+  // Before anything reads the registry: a plugin that failed to load must stop the run, not leave it without its
+  // backend and still exit 0.
+  for (const std::string& path : flags.plugins) (void)load_plugin(path);  // failures: plugin_status()
+  if (Status s = plugin_status(); !s) {
+    std::fprintf(stderr, "multibox_bench: %s\n", s.message().c_str());
+    return 2;
+  }
   if (flags.list_cases) {
     for (const BenchCase& c : bench_cases()) std::printf("%-14s %s\n", c.group.c_str(), c.name.c_str());
     return 0;

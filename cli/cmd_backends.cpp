@@ -1,5 +1,6 @@
 // `multibox backends`: every registered backend with its availability (or the reason it cannot run here), and
 // which one a tool picks by default.
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -14,11 +15,15 @@ namespace multibox::cli {
 void add_backends_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("backends", "List every registered backend and whether it can run here");
   cmd->callback([] {
-    fmt::print("{:<10} {:<12} {}\n", "backend", "status", "description, or why it cannot run here");
+    std::size_t width = 10;  // plugin backends may have longer names than the built-ins
+    for (const Backend* b : all_backends()) width = std::max(width, b->name().size());
+    fmt::print("{:<{}} {:<12} {}\n", "backend", width, "status", "description, or why it cannot run here");
     for (const Backend* b : all_backends()) {
       const Status s = b->available();
-      fmt::print("{:<10} {:<12} {}\n", b->name(), s.ok() ? "available" : "unavailable",
-                 s.ok() ? std::string(b->description()) : s.message());
+      const std::string_view origin = backend_origin(*b);
+      fmt::print("{:<{}} {:<12} {}{}\n", b->name(), width, s.ok() ? "available" : "unavailable",
+                 s.ok() ? std::string(b->description()) : s.message(),
+                 origin.empty() ? std::string() : fmt::format(" [plugin {}]", origin));
     }
 
     const char* forced = std::getenv(kBackendEnvVar);

@@ -49,6 +49,13 @@ TEST_P(Conformance, AgreesWithTheReference) { check(450, prop_agrees_with_refere
 TEST_P(Conformance, IsDeterministic) { check(180, prop_deterministic); }
 TEST_P(Conformance, RejectsInvalidInputNamingTheElement) { check(180, prop_rejects_invalid_input); }
 
+// A plugin from MULTIBOX_PLUGINS that failed to load is absent from the instantiation below, so without this test
+// the suite would pass without having checked it.
+TEST(Plugins, EveryPluginLoaded) {
+  const Status s = plugin_status();
+  EXPECT_TRUE(s.ok()) << s.message();
+}
+
 std::string backend_test_name(const ::testing::TestParamInfo<const Backend*>& info) {
   std::string name(info.param->name());
   for (char& ch : name)

@@ -7,8 +7,10 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "multibox/multibox.hpp"
+#include "multibox/plugin.hpp"
 
 namespace multibox {
 namespace {
@@ -128,6 +130,68 @@ TEST(Registry, EmptyEnvironmentVariableIsNoOverride) {
   auto selected = select_backend("naive");
   ASSERT_TRUE(selected.ok()) << selected.status().to_string();
   EXPECT_EQ(*selected, &reference_backend());
+}
+
+// The loader (multibox/plugin.hpp). These tests load libraries into this process's registry for good; ctest runs
+// each in a process of its own.
+TEST(Plugins, LoadsEveryBackendOfAPluginAfterTheBuiltIns) {
+  const std::size_t before = all_backends().size();
+  const Status s = load_plugin(PLUGIN_FIXTURE_GOOD);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  ASSERT_EQ(all_backends().size(), before + 2);
+  const Backend* one = find_backend("fixture-one");
+  ASSERT_NE(one, nullptr);
+  EXPECT_EQ(all_backends()[before], one);
+  EXPECT_NE(find_backend("fixture-two"), nullptr);
+  EXPECT_EQ(backend_origin(*one), PLUGIN_FIXTURE_GOOD);
+  EXPECT_EQ(backend_origin(reference_backend()), "");
+  EXPECT_TRUE(plugin_status().ok());
+  // The same library again is a no-op, not a clash with its own names.
+  EXPECT_TRUE(load_plugin(PLUGIN_FIXTURE_GOOD).ok());
+  EXPECT_EQ(all_backends().size(), before + 2);
+  // Selected like a built-in; its unavailability reason comes through.
+  auto selected = select_backend("fixture-one");
+  ASSERT_FALSE(selected.ok());
+  EXPECT_THAT(selected.status().message(), HasSubstr("loader test fixture computes nothing"));
+}
+
+// Each refusal names the path and says what is wrong, leaves the backend list as it was and shows in plugin_status().
+void expect_refused(const std::string& path, const std::vector<std::string>& words) {
+  const std::size_t before = all_backends().size();
+  const Status s = load_plugin(path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("plugin '" + path + "'"));
+  for (const std::string& w : words) EXPECT_THAT(s.message(), HasSubstr(w));
+  EXPECT_EQ(all_backends().size(), before);
+  const Status overall = plugin_status();
+  ASSERT_FALSE(overall.ok());
+  EXPECT_THAT(overall.message(), HasSubstr(s.message()));
+}
+
+TEST(Plugins, RefusesAMissingFile) { expect_refused("/nonexistent/libnothing.so", {"no such file"}); }
+
+TEST(Plugins, RefusesAFileThatIsNoLibraryWithDlopensWords) {
+  expect_refused(__FILE__, {"dlopen failed", "test_registry.cpp"});
+}
+
+TEST(Plugins, RefusesALibraryWithoutTheEntryPoint) {
+  expect_refused(PLUGIN_FIXTURE_NO_ENTRY_POINT, {"no symbol 'multibox_plugin_v1'", "MULTIBOX_PLUGIN"});
+}
+
+TEST(Plugins, RefusesAnotherInterfaceVersion) {
+  expect_refused(PLUGIN_FIXTURE_WRONG_VERSION, {"interface version " + std::to_string(MULTIBOX_PLUGIN_INTERFACE_VERSION + 1),
+                                                "loads version " + std::to_string(MULTIBOX_PLUGIN_INTERFACE_VERSION)});
+  EXPECT_EQ(find_backend("fixture-mismatch"), nullptr);
+}
+
+TEST(Plugins, RefusesAnotherCompilerOrStandardLibrary) {
+  expect_refused(PLUGIN_FIXTURE_WRONG_ABI, {"'othercc-1 otherlib'", "'" MULTIBOX_PLUGIN_ABI_TAG "'"});
+  EXPECT_EQ(find_backend("fixture-mismatch"), nullptr);
+}
+
+TEST(Plugins, RefusesABackendNameAlreadyRegistered) {
+  expect_refused(PLUGIN_FIXTURE_DUPLICATE, {"backend name 'naive' is already registered (built in)"});
+  EXPECT_EQ(find_backend("naive"), &reference_backend());
 }
 
 }  // namespace
