@@ -224,13 +224,17 @@ void print_run(const RunResult& r, bool per_image) {
 
 void print_summary(const std::vector<RunResult>& runs) {
   fmt::print("== summary (times: median ms of each cumulative stage)\n");
-  fmt::print("  {:<14} {:<8} {:>4} {:>6} {:>3} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}\n", "workload",
-             "backend", "B", "P", "C", "N", "L", "L_conf/N", "L_loc/N", "match", "encode", "forward", "backward");
+  std::size_t width = 8;  // plugin backends may have longer names than the built-ins
+  for (const RunResult& r : runs) width = std::max(width, r.backend.size());
+  fmt::print("  {:<14} {:<{}} {:>4} {:>6} {:>3} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}\n", "workload",
+             "backend", width, "B", "P", "C", "N", "L", "L_conf/N", "L_loc/N", "match", "encode", "forward",
+             "backward");
   for (const RunResult& r : runs)
-    fmt::print("  {:<14} {:<8} {:>4} {:>6} {:>3} {:>6} {:>10.5f} {:>10.5f} {:>10.5f} {:>9.2f} {:>9.2f} {:>9.2f} "
+    fmt::print("  {:<14} {:<{}} {:>4} {:>6} {:>3} {:>6} {:>10.5f} {:>10.5f} {:>10.5f} {:>9.2f} {:>9.2f} {:>9.2f} "
                "{:>9.2f}\n",
-               r.workload, r.backend, r.shape.batch, r.shape.num_priors, r.shape.num_classes, r.loss.num_positives,
-               r.loss.total, r.loss.conf, r.loss.loc, r.stage_ms[0], r.stage_ms[1], r.stage_ms[2], r.stage_ms[3]);
+               r.workload, r.backend, width, r.shape.batch, r.shape.num_priors, r.shape.num_classes,
+               r.loss.num_positives, r.loss.total, r.loss.conf, r.loss.loc, r.stage_ms[0], r.stage_ms[1],
+               r.stage_ms[2], r.stage_ms[3]);
 }
 
 // ---- machine-readable output ----

@@ -87,8 +87,9 @@ struct Registry {
     auto entry = reinterpret_cast<multibox_plugin_v1_fn>(dlsym(handle, MULTIBOX_PLUGIN_ENTRY_POINT));
     if (entry == nullptr) {
       dlclose(handle);
-      return fail(ErrorCode::unavailable, "no symbol '" MULTIBOX_PLUGIN_ENTRY_POINT
-                                          "' (declare the backends with MULTIBOX_PLUGIN(...) from multibox/plugin.hpp)");
+      return fail(ErrorCode::unavailable,
+                  "no symbol '" MULTIBOX_PLUGIN_ENTRY_POINT
+                  "' (declare the backends with MULTIBOX_PLUGIN(...) from multibox/plugin.hpp)");
     }
     const PluginInfo* info = entry();
     Status bad;

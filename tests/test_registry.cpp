@@ -179,8 +179,9 @@ TEST(Plugins, RefusesALibraryWithoutTheEntryPoint) {
 }
 
 TEST(Plugins, RefusesAnotherInterfaceVersion) {
-  expect_refused(PLUGIN_FIXTURE_WRONG_VERSION, {"interface version " + std::to_string(MULTIBOX_PLUGIN_INTERFACE_VERSION + 1),
-                                                "loads version " + std::to_string(MULTIBOX_PLUGIN_INTERFACE_VERSION)});
+  expect_refused(PLUGIN_FIXTURE_WRONG_VERSION,
+                 {"interface version " + std::to_string(MULTIBOX_PLUGIN_INTERFACE_VERSION + 1),
+                  "loads version " + std::to_string(MULTIBOX_PLUGIN_INTERFACE_VERSION)});
   EXPECT_EQ(find_backend("fixture-mismatch"), nullptr);
 }
 

@@ -20,7 +20,8 @@ namespace {
 
 #ifdef EXAMPLE_PLANT_TIE_BUG
 constexpr std::string_view kName = "example-buggy-ties";
-constexpr std::string_view kDescription = "example plugin with a planted bug: mining ties go to the highest prior index";
+constexpr std::string_view kDescription =
+    "example plugin with a planted bug: mining ties go to the highest prior index";
 
 // Within each set of bitwise-identical negative logit rows of an image (equal cross-entropies in any arithmetic),
 // moves the mined flags, and their gradient rows, from the lowest indices to the highest.
