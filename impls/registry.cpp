@@ -139,8 +139,33 @@ struct Registry {
 
   std::string origin_words(const Backend* clash) const {
     for (std::size_t i = 0; i < backends.size(); ++i)
-      if (backends[i] == clash) return origins[i].empty() ? " (built in)" : " (by plugin '" + origins[i] + "')";
+      if (backends[i] == clash)
+        return origins[i].empty() ? " (built in)"
+               : origins[i] == kAddedByProgram ? " (by add_backend)"
+                                               : " (by plugin '" + origins[i] + "')";
     return " (twice in this plugin)";
+  }
+
+  // The origin of backends a program adds itself (the conformance suite in a user's own test binary).
+  static constexpr const char* kAddedByProgram = "(added by the program)";
+
+  Status add(const Backend& backend) {
+    Status s;
+    if (backend.name().empty()) s = Status(ErrorCode::invalid_config, "add_backend: the backend has no name");
+    else if (const Backend* clash = find(backend.name()); clash == &backend) return {};
+    else if (clash != nullptr)
+      s = Status(ErrorCode::invalid_config, "add_backend: backend name '" + std::string(backend.name()) +
+                                                "' is already registered" + origin_words(clash));
+    else if (backends.size() == kMaxBackends)
+      s = Status(ErrorCode::unavailable, "add_backend: too many backends (at most " + std::to_string(kMaxBackends) +
+                                             " in all)");
+    if (!s) {
+      errors.push_back(s.message());
+      return s;
+    }
+    backends.push_back(&backend);
+    origins.emplace_back(kAddedByProgram);
+    return {};
   }
 };
 
@@ -181,6 +206,12 @@ Status load_plugin(std::string_view path) {
   Registry& r = registry_state();
   std::lock_guard lock(r.mutex);
   return r.load(std::string(path));
+}
+
+Status add_backend(const Backend& backend) {
+  Registry& r = registry_state();
+  std::lock_guard lock(r.mutex);
+  return r.add(backend);
 }
 
 Status plugin_status() {

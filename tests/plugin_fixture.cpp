@@ -1,30 +1,11 @@
 // Plugin libraries for the loader's tests (test_registry.cpp): one source, built once per FIXTURE_* variant, each a
 // shared library the registry must load or refuse with a message naming it.
-#include <memory>
-#include <span>
-#include <string_view>
-
+#include "fixture_backend.hpp"
 #include "multibox/plugin.hpp"
 
 namespace {
 
-class FixtureBackend final : public multibox::Backend {
- public:
-  explicit FixtureBackend(std::string_view name) : name_(name) {}
-  std::string_view name() const noexcept override { return name_; }
-  std::string_view description() const noexcept override { return "loader test fixture"; }
-  multibox::Status available() const override {
-    return multibox::Status(multibox::ErrorCode::unavailable, "a loader test fixture computes nothing");
-  }
-  multibox::Result<std::unique_ptr<multibox::Plan>> prepare(const multibox::ProblemShape&, std::span<const float>,
-                                                            const multibox::Config&,
-                                                            const multibox::PlanOptions&) const override {
-    return available();
-  }
-
- private:
-  std::string_view name_;
-};
+using multibox::test::FixtureBackend;
 
 #if defined(FIXTURE_GOOD)
 const FixtureBackend kFirst("fixture-one"), kSecond("fixture-two");

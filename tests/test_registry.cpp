@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "multibox/multibox.hpp"
+#include "fixture_backend.hpp"
 #include "multibox/plugin.hpp"
 
 namespace multibox {
@@ -166,6 +167,21 @@ void expect_refused(const std::string& path, const std::vector<std::string>& wor
   const Status overall = plugin_status();
   ASSERT_FALSE(overall.ok());
   EXPECT_THAT(overall.message(), HasSubstr(s.message()));
+}
+
+TEST(Plugins, AddBackendAppendsOnceAndRefusesATakenName) {
+  static const test::FixtureBackend added("fixture-added"), clash("naive");
+  const std::size_t before = all_backends().size();
+  ASSERT_TRUE(add_backend(added).ok());
+  ASSERT_TRUE(add_backend(added).ok());  // the same object again: nothing changes
+  ASSERT_EQ(all_backends().size(), before + 1);
+  EXPECT_EQ(find_backend("fixture-added"), &added);
+  EXPECT_EQ(backend_origin(added), "(added by the program)");
+  const Status s = add_backend(clash);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("add_backend: backend name 'naive' is already registered (built in)"));
+  EXPECT_EQ(all_backends().size(), before + 1);
+  EXPECT_THAT(plugin_status().message(), HasSubstr("'naive'"));
 }
 
 TEST(Plugins, RefusesAMissingFile) { expect_refused("/nonexistent/libnothing.so", {"no such file"}); }

@@ -97,9 +97,14 @@ class ExampleBackend final : public multibox::Backend {
   }
 };
 
-const ExampleBackend kBackend;
-
 }  // namespace
+
+// Named so that a test binary with its own main can also compile this file in and call multibox::add_backend().
+const multibox::Backend& backend() noexcept {
+  static const ExampleBackend instance;
+  return instance;
+}
+
 }  // namespace example
 
-MULTIBOX_PLUGIN(&example::kBackend)
+MULTIBOX_PLUGIN(&example::backend())

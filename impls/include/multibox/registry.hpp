@@ -30,10 +30,14 @@ Result<const Backend*> select_backend(std::string_view requested);
 // library again does nothing. Errors name the path: file missing, dlopen's text, no entry point, interface version
 // or compiler/ABI mismatch, a backend name already registered (nothing of that plugin is added then).
 Status load_plugin(std::string_view path);
-// Ok when every plugin load so far succeeded (MULTIBOX_PLUGINS and load_plugin), else every failure, one per line.
+// Appends a backend compiled into this program (same name checks as a plugin's; adding it again does nothing).
+// Called before ::testing::InitGoogleTest, it enrols the backend in the conformance suite linked into a user's own
+// test binary (multibox_conformance), which instantiates over all_backends() there.
+Status add_backend(const Backend& backend);
+// Ok when every plugin load and add_backend() so far succeeded (MULTIBOX_PLUGINS and load_plugin), else every failure, one per line.
 // Tools check it before trusting all_backends(): a plugin that failed to load must fail the run, not vanish from it.
 Status plugin_status();
-// The library a backend came from, or an empty view for a built-in one.
+// The library a backend came from, "(added by the program)", or an empty view for a built-in one.
 std::string_view backend_origin(const Backend& backend) noexcept;
 
 }  // namespace multibox
