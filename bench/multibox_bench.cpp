@@ -23,6 +23,10 @@
 // Benchmark names are BACKEND/GROUP/CASE/STAGE/tTHREADS, e.g. simd/headline/ssd300-coco-c81/backward/t2, so a
 // --benchmark_filter can pick a backend, a group or a stage. The exit status is non-zero when a backend that
 // reports itself available fails to prepare or run a case (unavailable backends are recorded as skipped).
+//
+// MULTIBOX_PLANT_SLOWDOWN=BACKEND:STAGE:FACTOR[,...] (e.g. simd:forward:1.3) busy-waits after every timed run of that
+// backend and stage for (FACTOR - 1) times the run's own measured time: a known slowdown, planted here in the
+// harness rather than in a backend, that proves scripts/regress.sh catches it (README, Regression reports in CI).
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
@@ -135,6 +139,37 @@ LoadedCase* case_and_plan(benchmark::State& state, const BenchCase& c, const Bac
   return &loaded;
 }
 
+// The extra fraction of each run's time to burn for this backend and stage (0: none), from MULTIBOX_PLANT_SLOWDOWN.
+double planted_extra(std::string_view backend, Stage stage) {
+  const char* spec = std::getenv("MULTIBOX_PLANT_SLOWDOWN");
+  if (spec == nullptr) return 0;
+  std::stringstream entries(spec);
+  std::string entry;
+  while (std::getline(entries, entry, ',')) {
+    const size_t a = entry.find(':');
+    const size_t b = a == std::string::npos ? a : entry.find(':', a + 1);
+    if (b == std::string::npos) {
+      std::fprintf(stderr, "multibox_bench: MULTIBOX_PLANT_SLOWDOWN entry '%s' is not BACKEND:STAGE:FACTOR\n",
+                   entry.c_str());
+      std::exit(2);
+    }
+    const double factor = std::atof(entry.c_str() + b + 1);
+    if (!(factor >= 1.0)) {
+      std::fprintf(stderr, "multibox_bench: MULTIBOX_PLANT_SLOWDOWN factor in '%s' must be >= 1\n", entry.c_str());
+      std::exit(2);
+    }
+    if (entry.substr(0, a) == backend && entry.substr(a + 1, b - a - 1) == to_string(stage)) return factor - 1;
+  }
+  return 0;
+}
+
+// Spinning, not sleeping: a sleep would free the core and its wake-up latency would blur the planted amount.
+void busy_wait(std::chrono::steady_clock::duration d) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
 void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& backend, Stage stage, int threads,
                    CopyProbe& probe) {
   std::unique_ptr<Plan>* plan_slot = nullptr;
@@ -161,15 +196,22 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
   // (the cuda-device benchmarks judge its kernels against the GPU's own copy bandwidth).
   auto* cuda_plan = dynamic_cast<cuda::CudaPlan*>(plan.get());
   const bool has_roofline = stage != Stage::match && cuda_plan == nullptr;
+  const double plant = planted_extra(backend.name(), stage);
+  if (plant > 0) state.counters["planted_slowdown"] = 1 + plant;
   const double copy_before = has_roofline ? probe.copy_gb_per_s(kProbeTrials) : 0;
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
+    const auto run_start = std::chrono::steady_clock::now();
     Status s = plan->run(gt, pred, stage, out);
     if (!s.ok()) [[unlikely]] {
       fail(state, fmt::format("{} run of {} ({})", backend.name(), c.name, to_string(stage)), s);
       break;
     }
     benchmark::ClobberMemory();
+    if (plant > 0) {
+      const auto took = std::chrono::steady_clock::now() - run_start;
+      busy_wait(std::chrono::duration_cast<std::chrono::steady_clock::duration>(took * plant));
+    }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double copy_after = has_roofline ? probe.copy_gb_per_s(kProbeTrials) : 0;
