@@ -65,7 +65,12 @@ def load_side(paths):
     """{key: {'times': [...], 'roofline': [...], 'vs_naive': [...], 'error': str, 'result': Result}} pooled."""
     side = {}
     for path in paths:
-        _, runs, _ = gb.load(path)
+        try:
+            _, runs, _ = gb.load(path)
+        except (OSError, ValueError) as e:
+            # A run that crashed before writing its JSON: its benchmarks count as missing on that side.
+            print(f"regress: skipping unreadable {path}: {e}", file=sys.stderr)
+            continue
         for key, r in runs.items():
             s = side.setdefault(key, {"times": [], "roofline": [], "vs_naive": [], "error": "", "result": r})
             if r.error:

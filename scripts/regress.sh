@@ -7,7 +7,8 @@
 #
 # HEAD omitted: the current working tree, built in build/release (the release preset's own folder).
 # --quick: the headline simd and naive cases plus four scaling points, 3 rounds of 3 repetitions (~2 min on 2 cores).
-# Default: every CPU benchmark, 4 rounds of 3 repetitions (several minutes).
+# Default: every CPU benchmark (48), 4 rounds of 3 repetitions (several minutes). Each repetition runs >= 0.2 s: the
+# pooled rounds, not long repetitions, are what tame this machine's drift.
 # --plant SPEC: MULTIBOX_PLANT_SLOWDOWN=SPEC for the HEAD runs only (e.g. simd:forward:1.3), the gate's self-test.
 # Outputs in out/regress/: report.md (also printed), verdict.json, the raw runs a*.json / b*.json.
 set -euo pipefail
@@ -55,11 +56,9 @@ bench_b=$(build_revision "${positional[1]:-}")
 if ((quick)); then
   filter='^(simd/headline/ssd300-coco-c81/(match|forward|backward)/t2|naive/headline/ssd300-coco-c81/(match|forward|backward)/t1|simd/scale-priors/priors-ssd(300|512)/backward/t2|simd/scale-objects/objects-(10|100)/backward/t2)/'
   rounds=${rounds:-3}
-  extra=(--benchmark_min_time=0.2)
 else
   filter='^(naive|simd)/'  # the cuda entries only record "skipped" off a GPU; gpu_check.sh benchmarks them
   rounds=${rounds:-4}
-  extra=()
 fi
 
 rm -rf "$out" && mkdir -p "$out"
@@ -69,7 +68,7 @@ for ((i = 1; i <= rounds; i++)); do
     bin=$bench_a env=()
     [[ $side == b ]] && bin=$bench_b && [[ -n $plant ]] && env=(MULTIBOX_PLANT_SLOWDOWN="$plant")
     echo "regress: round $i/$rounds, side $side" >&2
-    env "${env[@]}" "$bin" --benchmark_filter="$filter" --benchmark_repetitions=3 "${extra[@]}" \
+    env "${env[@]}" "$bin" --benchmark_filter="$filter" --benchmark_repetitions=3 --benchmark_min_time=0.2 \
       --benchmark_out="$out/$side$i.json" --benchmark_out_format=json >/dev/null 2>"$out/$side$i.log" || true
   done
 done

@@ -121,6 +121,12 @@ class RegressTest(unittest.TestCase):
         code, out, _, rows = self.regress(a, b)
         self.assertEqual((code, rows[SIMD_FWD]["verdict"]), (1, "NEWLY SKIPPED"), out)
 
+    def test_a_head_run_that_wrote_no_json_is_a_regression(self):
+        a = [self.run_json({SIMD_FWD: 5.0})]
+        code, out, _, rows = self.regress(a, [os.path.join(self.dir.name, "crashed.json")])
+        self.assertEqual((code, rows[SIMD_FWD]["verdict"]), (1, "MISSING"), out)
+        self.assertIn("skipping unreadable", out)
+
     def test_too_few_samples_cannot_be_judged(self):
         code, out, doc, rows = self.regress([self.run_json({SIMD_FWD: 5.0}, reps=2)],
                                             [self.run_json({SIMD_FWD: 9.0}, reps=2)])
