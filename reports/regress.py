@@ -19,6 +19,10 @@ significant, or that the ratio does not confirm, is NOISE. Also regressions: a b
 is MISSING, BROKEN (error) or NEWLY SKIPPED on the head (a backend that newly fails or skips is worse even when
 faster). Exit status: 0 no regression, 1 at least one, 2 nothing could be compared.
 
+Conformance (optional): --junit-base/--junit-head take ctest --output-junit files of the two revisions. Tests
+instantiated over the registry (AllBackends/SUITE.TEST/BACKEND[_case]) are tabulated per backend, passed, failed,
+skipped with the reason; a test that passed on the base and fails or is skipped on the head is a regression too.
+
 Defaults: 10% threshold, alpha 0.05. Same-binary runs on this 2-core VM move 15-30% between processes, but the
 interleaved, pooled medians of the two sides of a self-comparison differ by a few percent (README, Regression
 reports in CI), so 10% stays above that noise while a 30% slowdown clears it by far; alpha 0.05 with 9+ samples per
@@ -30,6 +34,7 @@ import json
 import os
 import statistics
 import sys
+import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import results as gb  # noqa: E402
@@ -133,8 +138,77 @@ def compare(base, head, threshold=0.10, alpha=0.05, min_samples=5):
     return rows
 
 
-def summary(rows, threshold, alpha):
+def load_junit(path):
+    """{test name: (status 'passed'|'failed'|'skipped', reason)} from a ctest --output-junit file."""
+    tests = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name", "").split("  # ")[0]  # ctest appends gtest's "# GetParam() = ..." comment
+        status = case.get("status", "run")
+        reason = ""
+        for child in case:
+            if child.tag in ("skipped", "failure"):
+                reason = child.get("message", "")
+        # GoogleTest prints its reason on the line after "file:line: Skipped"; ctest's message only says which
+        # regular expression matched.
+        out = (case.findtext("system-out") or "").splitlines()
+        for i, line in enumerate(out[:-1]):
+            if line.endswith(": Skipped") and out[i + 1].strip():
+                reason = out[i + 1].strip()
+                break
+        if status == "run" and case.find("failure") is None:
+            tests[name] = ("passed", "")
+        elif status in ("notrun", "disabled") or case.find("skipped") is not None:
+            tests[name] = ("skipped", reason or status)
+        else:
+            tests[name] = ("failed", reason or status)
+    return tests
+
+
+def backend_of(name):
+    """The backend of a test instantiated over the registry, AllBackends/SUITE.TEST/BACKEND[_case]; else None."""
+    parts = name.split("/")
+    if len(parts) < 3 or not parts[0].startswith("AllBackends"):
+        return None
+    return parts[-1].split("_")[0]
+
+
+def conformance(base, head):
+    """(table rows per backend, regressions) comparing two {test: (status, reason)} maps."""
+    per_backend, regressions = {}, []
+    for name, (status, reason) in sorted(head.items()):
+        backend = backend_of(name)
+        if backend is None:
+            continue
+        counts = per_backend.setdefault(backend, {"passed": 0, "failed": 0, "skipped": 0, "reasons": set(),
+                                                  "newly": 0})
+        counts[status] += 1
+        if status == "skipped":
+            counts["reasons"].add(reason)
+        before = base.get(name, (None, ""))[0]
+        if before == "passed" and status != "passed":
+            counts["newly"] += 1
+            regressions.append({"test": name, "backend": backend, "base": before, "head": status, "reason": reason})
+    return per_backend, regressions
+
+
+def conformance_markdown(per_backend, regressions):
+    lines = ["", "Conformance (head; tests instantiated over every backend):", "",
+             "| backend | passed | failed | skipped | newly failing or skipped | skip reasons |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for backend, c in sorted(per_backend.items()):
+        newly = f"**{c['newly']}**" if c["newly"] else "0"
+        lines.append(f"| {backend} | {c['passed']} | {c['failed']} | {c['skipped']} | {newly} | "
+                     f"{'; '.join(sorted(c['reasons']))} |")
+    for r in regressions:
+        lines.append(f"- **{r['head'].upper()}** (passed on the base): `{r['test']}` {r['reason']}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def summary(rows, threshold, alpha, conformance_regressions=()):
     bad = [r for r in rows if r["verdict"] in REGRESSIONS]
+    if conformance_regressions:
+        tests = ", ".join(f"{r['test']} ({r['backend']}: newly {r['head']})" for r in conformance_regressions)
+        return "REGRESSION", f"**REGRESSION** in conformance, {len(conformance_regressions)} tests: {tests}"
     judged = [r for r in rows if r["metrics"]]
     if bad:
         named = ", ".join(f"{r['benchmark']} ({r['backend']} {r['stage']}: {r['verdict'].lower()}"
@@ -174,13 +248,21 @@ def main(argv=None):
     parser.add_argument("--threshold", type=float, default=0.10, help="relative growth that counts (default 0.10)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--min-samples", type=int, default=5, help="fewer pooled repetitions cannot be judged")
+    parser.add_argument("--junit-base", help="ctest --output-junit file of revision A")
+    parser.add_argument("--junit-head", help="ctest --output-junit file of revision B")
     parser.add_argument("--markdown", help="also write the Markdown here")
     parser.add_argument("--json", help="write the JSON verdict here")
     args = parser.parse_args(argv)
 
     rows = compare(load_side(args.base), load_side(args.head), args.threshold, args.alpha, args.min_samples)
-    verdict, headline = summary(rows, args.threshold, args.alpha)
+    per_backend, broken_tests = {}, []
+    if args.junit_head:
+        per_backend, broken_tests = conformance(load_junit(args.junit_base) if args.junit_base else {},
+                                                load_junit(args.junit_head))
+    verdict, headline = summary(rows, args.threshold, args.alpha, broken_tests)
     text = markdown(rows, headline, args.threshold, args.alpha)
+    if per_backend:
+        text += conformance_markdown(per_backend, broken_tests)
     print(text, end="")
     if args.markdown:
         with open(args.markdown, "w") as f:
@@ -188,7 +270,9 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"verdict": verdict, "threshold": args.threshold, "alpha": args.alpha,
-                       "regressions": [r for r in rows if r["verdict"] in REGRESSIONS], "benchmarks": rows},
+                       "regressions": [r for r in rows if r["verdict"] in REGRESSIONS], "benchmarks": rows,
+                       "conformance": {b: {**c, "reasons": sorted(c["reasons"])} for b, c in per_backend.items()},
+                       "conformance_regressions": broken_tests},
                       f, indent=1)
     return {"PASS": 0, "REGRESSION": 1}.get(verdict, 2)
 

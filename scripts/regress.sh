@@ -10,13 +10,14 @@
 # Default: every CPU benchmark (48), 4 rounds of 3 repetitions (several minutes). Each repetition runs >= 0.2 s: the
 # pooled rounds, not long repetitions, are what tame this machine's drift.
 # --plant SPEC: MULTIBOX_PLANT_SLOWDOWN=SPEC for the HEAD runs only (e.g. simd:forward:1.3), the gate's self-test.
+# --junit-base/--junit-head FILE: ctest --output-junit files of the two revisions, for the conformance table.
 # Outputs in out/regress/: report.md (also printed), verdict.json, the raw runs a*.json / b*.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 quick=0 rounds="" threshold=0.10 plant="" out=out/regress
-positional=()
+positional=() junit=()
 while (($#)); do
   case "$1" in
     --quick) quick=1 ;;
@@ -24,7 +25,8 @@ while (($#)); do
     --threshold) threshold=$2; shift ;;
     --plant) plant=$2; shift ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --junit-base|--junit-head) junit+=("$1" "$(realpath "$2")"); shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) positional+=("$1") ;;
   esac
   shift
@@ -75,6 +77,6 @@ done
 echo "regress: $((SECONDS - start)) s of benchmarks" >&2
 
 status=0
-/usr/bin/python3 reports/regress.py --base "$out"/a*.json --head "$out"/b*.json --threshold "$threshold" \
+/usr/bin/python3 reports/regress.py --base "$out"/a*.json --head "$out"/b*.json --threshold "$threshold" "${junit[@]}" \
   --markdown "$out/report.md" --json "$out/verdict.json" || status=$?
 exit $status

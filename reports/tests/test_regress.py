@@ -133,6 +133,37 @@ class RegressTest(unittest.TestCase):
         self.assertEqual(code, 2, out)
         self.assertEqual(rows[SIMD_FWD]["verdict"], "TOO FEW")
 
+    def junit(self, name, cases):
+        """A ctest --output-junit file: cases are (test name, 'run'|'fail'|'notrun', GoogleTest output)."""
+        path = os.path.join(self.dir.name, name)
+        body = "".join(f'<testcase name="{n}  # GetParam() = 0x1" status="{st}">'
+                       + ('<skipped message="SKIP_REGULAR_EXPRESSION_MATCHED"/>' if st == "notrun" else "")
+                       + ('<failure message="Failed"/>' if st == "fail" else "")
+                       + f"<system-out>{out}</system-out></testcase>" for n, st, out in cases)
+        with open(path, "w") as f:
+            f.write(f'<?xml version="1.0"?><testsuite name="(empty)">{body}</testsuite>')
+        return path
+
+    def test_conformance_table_and_newly_failing_or_skipped_tests(self):
+        skip = "x.cpp:1: Skipped\ncuda unavailable: no device\n"
+        base = self.junit("a.xml", [("AllBackends/P.Holds/naive", "run", ""), ("AllBackends/P.Holds/simd", "run", ""),
+                                    ("AllBackends/G.Agrees/simd_tutorial", "run", ""),
+                                    ("AllBackends/P.Holds/cuda", "notrun", skip), ("cuda.Host.Test", "run", "")])
+        head = self.junit("b.xml", [("AllBackends/P.Holds/naive", "run", ""), ("AllBackends/P.Holds/simd", "fail", ""),
+                                    ("AllBackends/G.Agrees/simd_tutorial", "run", ""),
+                                    ("AllBackends/P.Holds/cuda", "notrun", skip), ("cuda.Host.Test", "run", "")])
+        a, b = self.sides({SIMD_FWD: 5.0}, {SIMD_FWD: 4.0})
+        code, out, doc, rows = self.regress(a, b, "--junit-base", base, "--junit-head", head)
+        self.assertEqual(code, 1, out)  # faster, but a test that passed now fails
+        self.assertEqual(rows[SIMD_FWD]["verdict"], "FASTER")
+        self.assertIn("AllBackends/P.Holds/simd (simd: newly failed)", out.splitlines()[0])
+        self.assertIn("| cuda | 0 | 0 | 1 | 0 | cuda unavailable: no device |", out)
+        self.assertIn("| simd | 1 | 1 | 0 | **1** |", out)
+        self.assertEqual(doc["conformance"]["naive"]["passed"], 1)
+        # The same conformance on both sides: nothing to report.
+        code, out, _, _ = self.regress(a, b, "--junit-base", base, "--junit-head", base)
+        self.assertEqual(code, 0, out)
+
     def test_markdown_table(self):
         a, b = self.sides({SIMD_FWD: 5.0}, {SIMD_FWD: 5.0})
         _, out, _, _ = self.regress(a, b)
