@@ -14,10 +14,10 @@ Per benchmark three metrics, each judged by scipy.stats.mannwhitneyu (two-sided)
 The two ratios are measured inside one process, so a neighbour's load that slows both numerators and denominators
 cancels out of them. A benchmark is a REGRESSION when its wall time grew by more than --threshold with p < --alpha
 AND its in-run ratio (roofline where there is one, else vs naive; none for benchmarks without either) grew the same
-way: a slowdown of the code moves both, drift of the machine moves mostly the wall time. A large change that is not
-significant, or that the ratio does not confirm, is NOISE. Also regressions: a benchmark that ran on the base and
-is MISSING, BROKEN (error) or NEWLY SKIPPED on the head (a backend that newly fails or skips is worse even when
-faster). Exit status: 0 no regression, 1 at least one, 2 nothing could be compared.
+way: a slowdown of the code moves both, drift of the machine moves mostly the wall time (FASTER likewise). A large
+change that is not significant, or that the ratio does not confirm, is NOISE. Also regressions: a benchmark that ran
+on the base and is MISSING, BROKEN (error) or NEWLY SKIPPED on the head (a backend that newly fails or skips is worse
+even when faster). Exit status: 0 no regression, 1 at least one, 2 nothing could be compared.
 
 Conformance (optional): --junit-base/--junit-head take ctest --output-junit files of the two revisions. Tests
 instantiated over the registry (AllBackends/SUITE.TEST/BACKEND[_case]) are tabulated per backend, passed, failed,
@@ -124,13 +124,11 @@ def compare(base, head, threshold=0.10, alpha=0.05, min_samples=5):
             continue
         ratio_name = next((m for m in ("roofline", "vs naive") if m in row["metrics"]), None)
         ratio = row["metrics"].get(ratio_name)
-        if wall["verdict"] == "SLOWER":
-            confirmed = ratio is None or ratio["verdict"] == "SLOWER"
-            row["verdict"] = "REGRESSION" if confirmed else "NOISE"
+        if wall["verdict"] in ("SLOWER", "FASTER"):
+            confirmed = ratio is None or ratio["verdict"] == wall["verdict"]
+            row["verdict"] = ("REGRESSION" if wall["verdict"] == "SLOWER" else "FASTER") if confirmed else "NOISE"
             if not confirmed:
                 row["detail"] = f"wall time only; {ratio_name} {ratio['change']:+.1%} (p={ratio['p']:.3g})"
-        elif wall["verdict"] == "FASTER":
-            row["verdict"] = "FASTER"
         else:
             row["verdict"] = wall["verdict"]
         if ratio is not None and not row["detail"]:

@@ -31,7 +31,15 @@ while (($#)); do
   esac
   shift
 done
-((${#positional[@]} >= 1 && ${#positional[@]} <= 2)) || { echo "usage: scripts/regress.sh [--quick] BASE [HEAD]" >&2; exit 2; }
+if ((${#positional[@]} < 1 || ${#positional[@]} > 2)); then
+  echo "usage: scripts/regress.sh [--quick] BASE [HEAD]" >&2
+  exit 2
+fi
+# The coco128 workload looks for ../shared/ next to its source tree, which a worktree under build/regress/ lacks:
+# both sides must read this checkout's file, or BASE records those cases as skipped.
+if [[ -z ${MULTIBOX_COCO_JSON:-} && -f $ROOT/../shared/datasets/coco128/instances_train2017.json ]]; then
+  export MULTIBOX_COCO_JSON=$(realpath "$ROOT/../shared/datasets/coco128/instances_train2017.json")
+fi
 
 # Builds revision $1 (a commit, or "" for the working tree) and prints the path of its multibox_bench.
 build_revision() {
