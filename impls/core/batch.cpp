@@ -62,10 +62,22 @@ Status validate_priors(std::span<const float> priors, int num_priors) {
   return {};
 }
 
-Status validate_ground_truths(const ProblemShape& shape, const GroundTruthView& gt) {
+Status validate_ground_truth_sizes(const ProblemShape& shape, const GroundTruthView& gt) {
   if (gt.offsets.size() != static_cast<size_t>(shape.batch) + 1)
     return mismatch(fmt::format("ground-truth offsets hold {} entries, expected batch + 1 = {}", gt.offsets.size(),
                                 shape.batch + 1));
+  const size_t total = gt.labels.size();
+  if (gt.boxes.size() != total * 4)
+    return mismatch(fmt::format("ground-truth boxes hold {} floats, expected {} labels x 4 = {}", gt.boxes.size(),
+                                total, total * 4));
+  if (total > static_cast<size_t>(shape.max_ground_truths))
+    return mismatch(fmt::format("batch has {} ground truths but the plan was prepared for at most {}", total,
+                                shape.max_ground_truths));
+  return {};
+}
+
+Status validate_ground_truths(const ProblemShape& shape, const GroundTruthView& gt) {
+  if (Status s = validate_ground_truth_sizes(shape, gt); !s) return s;
   if (gt.offsets[0] != 0) return invalid(fmt::format("ground-truth offsets[0] must be 0, got {}", gt.offsets[0]));
   for (int b = 0; b < shape.batch; ++b)
     if (gt.offsets[b + 1] < gt.offsets[b])
@@ -75,12 +87,6 @@ Status validate_ground_truths(const ProblemShape& shape, const GroundTruthView& 
   if (static_cast<size_t>(gt.offsets[shape.batch]) != total)
     return mismatch(fmt::format("ground-truth offsets end at {} but there are {} labels", gt.offsets[shape.batch],
                                 total));
-  if (gt.boxes.size() != total * 4)
-    return mismatch(fmt::format("ground-truth boxes hold {} floats, expected {} labels x 4 = {}", gt.boxes.size(),
-                                total, total * 4));
-  if (total > static_cast<size_t>(shape.max_ground_truths))
-    return mismatch(fmt::format("batch has {} ground truths but the plan was prepared for at most {}", total,
-                                shape.max_ground_truths));
   for (int b = 0; b < shape.batch; ++b) {
     for (int32_t i = gt.offsets[b]; i < gt.offsets[b + 1]; ++i) {
       const int g = i - gt.offsets[b];

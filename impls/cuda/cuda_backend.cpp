@@ -42,21 +42,6 @@ Status query_availability() {
   return detail::availability(e, count, major, minor);
 }
 
-// Sizes of caller spans that a device-resident run cannot read: everything validate_ground_truths checks that does
-// not need a value.
-Status check_ground_truth_sizes(const ProblemShape& shape, const GroundTruthView& gt) {
-  if (gt.offsets.size() != static_cast<size_t>(shape.batch) + 1)
-    return Status(ErrorCode::shape_mismatch, fmt::format("ground-truth offsets hold {} entries, expected B+1 = {}",
-                                                         gt.offsets.size(), shape.batch + 1));
-  if (gt.boxes.size() != gt.labels.size() * 4)
-    return Status(ErrorCode::shape_mismatch, fmt::format("ground-truth boxes hold {} floats for {} labels, expected {}",
-                                                         gt.boxes.size(), gt.labels.size(), gt.labels.size() * 4));
-  if (gt.labels.size() > static_cast<size_t>(shape.max_ground_truths))
-    return Status(ErrorCode::shape_mismatch, fmt::format("{} ground truths exceed the plan's capacity of {}",
-                                                         gt.labels.size(), shape.max_ground_truths));
-  return {};
-}
-
 class CudaPlanImpl final : public CudaPlan {
  public:
   static Result<std::unique_ptr<Plan>> create(const ProblemShape& shape, std::span<const float> priors,
@@ -150,7 +135,7 @@ class CudaPlanImpl final : public CudaPlan {
 
   Status run_device(const GroundTruthView& gt, const PredictionView& pred, Stage stage, const OutputView& out,
                     void* stream) override {
-    if (Status s = check_ground_truth_sizes(shape_, gt); !s) return s;
+    if (Status s = validate_ground_truth_sizes(shape_, gt); !s) return s;
     if (Status s = validate_outputs(shape_, gt, stage, out); !s) return s;
     if (stage >= Stage::forward) {
       if (Status s = validate_predictions(shape_, pred, false); !s) return s;

@@ -92,6 +92,9 @@ struct BatchData {
 
 // Checks of DESIGN.md section 1, shared by every backend so all reject the same inputs with the same words.
 Status validate_priors(std::span<const float> priors, int num_priors);
+// The checks of validate_ground_truths that read no value (span sizes, capacity): what a caller holding device memory
+// can check on the host.
+Status validate_ground_truth_sizes(const ProblemShape& shape, const GroundTruthView& gt);
 Status validate_ground_truths(const ProblemShape& shape, const GroundTruthView& gt);
 Status validate_predictions(const ProblemShape& shape, const PredictionView& pred, bool check_values = true);
 Status validate_outputs(const ProblemShape& shape, const GroundTruthView& gt, Stage stage, const OutputView& out);
