@@ -137,7 +137,11 @@ def compare(base, head, threshold=0.10, alpha=0.05, min_samples=5):
 
 
 def load_junit(path):
-    """{test name: (status 'passed'|'failed'|'skipped', reason)} from a ctest --output-junit file."""
+    """{test name: (status 'passed'|'failed'|'skipped', reason)} from a ctest --output-junit file, or from the
+    tests.json a recorded baseline keeps instead (--summarise-junit wrote it: the same map, a tenth of the size)."""
+    if path.endswith(".json"):
+        with open(path) as f:
+            return {name: tuple(v) for name, v in json.load(f).items()}
     tests = {}
     for case in ET.parse(path).getroot().iter("testcase"):
         name = case.get("name", "").split("  # ")[0]  # ctest appends gtest's "# GetParam() = ..." comment
@@ -221,8 +225,9 @@ def summary(rows, threshold, alpha, conformance_regressions=()):
                     f"({faster} faster, {noise} noise)")
 
 
-def markdown(rows, headline, threshold, alpha):
-    lines = [headline, "",
+def markdown(rows, headline, threshold, alpha, labels=("", "")):
+    sides = [f"{side}: {label}" for side, label in zip("AB", labels) if label]
+    lines = [headline, ""] + ([" · ".join(sides), ""] if sides else []) + [
              f"Threshold {threshold:.0%} on the median with two-sided Mann-Whitney U p < {alpha}, confirmed by the "
              "in-run ratio (roofline, else time over naive). Times in ms.", "",
              "| benchmark | A median | B median | change | p | verdict | in-run ratio |",
@@ -241,16 +246,26 @@ def markdown(rows, headline, threshold, alpha):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--base", nargs="+", required=True, help="multibox_bench JSON files of revision A")
-    parser.add_argument("--head", nargs="+", required=True, help="multibox_bench JSON files of revision B")
+    parser.add_argument("--base", nargs="+", help="multibox_bench JSON files of revision A")
+    parser.add_argument("--head", nargs="+", help="multibox_bench JSON files of revision B")
     parser.add_argument("--threshold", type=float, default=0.10, help="relative growth that counts (default 0.10)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--min-samples", type=int, default=5, help="fewer pooled repetitions cannot be judged")
     parser.add_argument("--junit-base", help="ctest --output-junit file of revision A")
     parser.add_argument("--junit-head", help="ctest --output-junit file of revision B")
+    parser.add_argument("--label-base", default="", help="what side A is, for the report")
+    parser.add_argument("--label-head", default="", help="what side B is, for the report")
+    parser.add_argument("--summarise-junit", metavar="FILE",
+                        help="print FILE (ctest --output-junit) as the {test: [status, reason]} JSON a baseline keeps")
     parser.add_argument("--markdown", help="also write the Markdown here")
     parser.add_argument("--json", help="write the JSON verdict here")
     args = parser.parse_args(argv)
+    if args.summarise_junit:
+        json.dump(load_junit(args.summarise_junit), sys.stdout, indent=0, sort_keys=True)
+        print()
+        return 0
+    if not args.base or not args.head:
+        parser.error("--base and --head are required")
 
     rows = compare(load_side(args.base), load_side(args.head), args.threshold, args.alpha, args.min_samples)
     per_backend, broken_tests = {}, []
@@ -258,7 +273,7 @@ def main(argv=None):
         per_backend, broken_tests = conformance(load_junit(args.junit_base) if args.junit_base else {},
                                                 load_junit(args.junit_head))
     verdict, headline = summary(rows, args.threshold, args.alpha, broken_tests)
-    text = markdown(rows, headline, args.threshold, args.alpha)
+    text = markdown(rows, headline, args.threshold, args.alpha, (args.label_base, args.label_head))
     if per_backend:
         text += conformance_markdown(per_backend, broken_tests)
     print(text, end="")
@@ -267,7 +282,7 @@ def main(argv=None):
             f.write(text)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"verdict": verdict, "threshold": args.threshold, "alpha": args.alpha,
+            json.dump({"verdict": verdict, "base": args.label_base, "head": args.label_head, "threshold": args.threshold, "alpha": args.alpha,
                        "regressions": [r for r in rows if r["verdict"] in REGRESSIONS], "benchmarks": rows,
                        "conformance": {b: {**c, "reasons": sorted(c["reasons"])} for b, c in per_backend.items()},
                        "conformance_regressions": broken_tests},

@@ -164,6 +164,38 @@ class RegressTest(unittest.TestCase):
         code, out, _, _ = self.regress(a, b, "--junit-base", base, "--junit-head", base)
         self.assertEqual(code, 0, out)
 
+    def test_baseline_keeps_a_summary_of_the_junit_file_that_judges_alike(self):
+        skip = "x.cpp:1: Skipped\ncuda unavailable: no device\n"
+        base = self.junit("a.xml", [("AllBackends/P.Holds/simd", "run", ""), ("AllBackends/P.Holds/cuda", "notrun", skip)])
+        head = self.junit("b.xml", [("AllBackends/P.Holds/simd", "notrun", skip),
+                                    ("AllBackends/P.Holds/cuda", "notrun", skip)])
+        p = subprocess.run([sys.executable, os.path.join(REPORTS, "regress.py"), "--summarise-junit", base],
+                           capture_output=True, text=True, check=True)
+        summary = json.loads(p.stdout)
+        self.assertEqual(summary["AllBackends/P.Holds/cuda"], ["skipped", "cuda unavailable: no device"])
+        tests_json = os.path.join(self.dir.name, "tests.json")
+        with open(tests_json, "w") as f:
+            f.write(p.stdout)
+        a, b = self.sides({SIMD_FWD: 5.0}, {SIMD_FWD: 5.0})
+        code, out, doc, _ = self.regress(a, b, "--junit-base", tests_json, "--junit-head", head)
+        self.assertEqual(code, 1, out)
+        self.assertEqual(doc["conformance_regressions"][0]["head"], "skipped")
+        self.assertIn("AllBackends/P.Holds/simd (simd: newly skipped)", out.splitlines()[0])
+
+    def test_ci_threshold_fails_a_doubling_and_passes_drift(self):
+        # .ci/run's gate (--threshold 0.5) against a baseline recorded in another session: the machine may be 30%
+        # slower throughout (wall time and ratio alike), which must pass; a 2x headline stage must fail.
+        a = [self.run_json({SIMD_FWD: 5.0, SIMD_MATCH: 1.0}, noise=0.1) for _ in range(3)]
+        drift = [self.run_json({SIMD_FWD: 6.5, SIMD_MATCH: 1.3}, noise=0.1, roofline_per_ms=0.2) for _ in range(3)]
+        code, out, _, rows = self.regress(a, drift, "--threshold", "0.5")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(rows[SIMD_FWD]["verdict"], "SAME")
+        slow = [self.run_json({SIMD_FWD: 10.0, SIMD_MATCH: 1.0}, noise=0.1) for _ in range(3)]
+        code, out, _, rows = self.regress(a, slow, "--threshold", "0.5", "--label-base", "baseline 1234")
+        self.assertEqual(code, 1, out)
+        self.assertEqual(rows[SIMD_FWD]["verdict"], "REGRESSION")
+        self.assertIn("A: baseline 1234", out)
+
     def test_markdown_table(self):
         a, b = self.sides({SIMD_FWD: 5.0}, {SIMD_FWD: 5.0})
         _, out, _, _ = self.regress(a, b)
