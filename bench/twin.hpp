@@ -1,0 +1,46 @@
+// The same-traffic twin of a benchmark (issue 10): it reads the bytes a stage of the simd backend reads and writes
+// the bytes it writes, with the same kind of stores (zeros streamed past the cache, then ordinary stores over the
+// rows that get values), on the backend's own thread pool, and does no math. Time over twin is a roofline that needs
+// no model of the machine: 1.0 means the stage costs what its memory traffic costs on this machine at that moment.
+// Also the compute ceilings the issue asks for where a stage is not memory bound, measured the same way.
+#pragma once
+
+#include <memory>
+#include <span>
+
+#include "multibox/batch.hpp"
+
+namespace multibox::bench {
+
+class TrafficTwin {
+ public:
+  // Outputs of its own, the sizes of the benchmark's, so the benchmark's results stay as its run left them.
+  // `threads` is the benchmark's thread count; batches smaller than it are split inside images, so the twin is the
+  // floor of the machine at that many threads, not of the backend's image-per-thread split.
+  TrafficTwin(const ProblemShape& shape, int total_ground_truths, int threads);
+  ~TrafficTwin();
+  TrafficTwin(const TrafficTwin&) = delete;
+  TrafficTwin& operator=(const TrafficTwin&) = delete;
+
+  // Which rows a run overwrites after zeroing them: positives (matches >= 0) and mined negatives, read from the
+  // outputs of a completed run of a forward-or-later stage (for the match stage only the positives count). Untimed.
+  void learn_rows(const OutputView& run);
+
+  // Median seconds of `runs` replays of the stage's traffic.
+  double seconds(const GroundTruthView& gt, const PredictionView& pred, std::span<const float> priors, Stage stage,
+                 int runs);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// What the vector width allows on one core of this machine, measured once: the bare kernels with operands in L1.
+struct VectorLimits {
+  double logits_per_ns = 0;     // load + max over the logits: the least pass 1 does per logit (rows/ns = this / C)
+  double iou_pairs_per_ns = 0;  // the IoU formula of the matcher (4 loads-min/max, 2 sub, 2 max 0, mul, add, sub, div)
+  int lanes = 0;                // floats per vector
+};
+VectorLimits measure_vector_limits();
+
+}  // namespace multibox::bench
