@@ -3,9 +3,9 @@
 
     /usr/bin/python3 reports/make_report.py --bench out/bench.json --torchvision out/torchvision.json --out out/report
 
-Writes OUT/summary.md (also printed): the issue-5 goals with PASS/MISS, the headline table (median time, GB/s,
-roofline ratio, speedup over torchvision), bipartite against argmax matching, thread scaling and problem-size
-scaling; and OUT/headline.png, OUT/scaling.png. A missing or unavailable torchvision JSON is reported as such, and
+Writes OUT/summary.md (also printed): the issue-5 and issue-10 goals with PASS/MISS, the headline table (median time,
+GB/s, roofline against the same-traffic twin and against STREAM copy, speedup over torchvision), bipartite against
+argmax matching, thread scaling and problem-size scaling; and OUT/headline.png, OUT/scaling.png. A missing or unavailable torchvision JSON is reported as such, and
 the goals that need it read "n/a".
 """
 
@@ -20,6 +20,10 @@ import results as gb  # noqa: E402
 SPEEDUP_GOALS = [("ssd300-coco-c81", 20.0), ("ssd300-coco-c21", 10.0)]
 ROOFLINE_GOAL = ("ssd300-coco-c81", 1.5)
 MATCHING_GOAL = ("ssd512-g100-bipartite", "ssd512-g100-argmax", 1.5)
+# Issue 10: the headline within 1.2x of its same-traffic twin, every scaling point within 2x of its twin (or, where a
+# term is compute, its throughput shown against the vector ceiling), and no scaling axis slower at a smaller size.
+TWIN_GOAL = ("ssd300-coco-c81", 1.2)
+SCALING_TWIN_LIMIT = 2.0
 SCALING_GROUPS = [("scale-priors", "P", "priors"), ("scale-objects", "G/image", "objects per image"),
                   ("scale-classes", "C", "classes"), ("scale-batch", "B", "batch")]
 
@@ -111,6 +115,12 @@ class Report:
             return None
         return r.median_ms / (b / (gbps * 1e9) * 1e3)
 
+    @staticmethod
+    def twin_roofline(r):
+        """Median time over the median of the same-traffic twin replayed around it (bench/twin.hpp); None without."""
+        twin = r.counter("twin_ms") if r else None
+        return r.median_ms / twin if twin else None
+
     def gbps(self, r):
         b = r.counter("bytes")
         return None if not b else b / (r.median_ms * 1e-3) / 1e9
@@ -133,14 +143,24 @@ class Report:
                      f"threads, 3 x {c.get('stream_array_MiB', '?')} MiB): copy {c.get('stream_copy_GBps', '?')} GB/s, "
                      f"triad {c.get('stream_triad_GBps', '?')} GB/s at start-up")
         per_benchmark = any(r.counter("stream_GBps") for r in self.results.values())
+        if any(r.counter("twin_ms") for r in self.results.values()):
+            lines.append("- roofline (twin) = median time / the same-traffic twin's time: a replay of the bytes the "
+                         "stage reads and writes, with the same kind of stores, no math, at the same thread count, "
+                         "timed right before and after the benchmark (bench/twin.hpp); 1.0 means the stage costs what "
+                         "its memory traffic costs")
+        limits = [k for k in ("limit_logits_per_ns_core", "limit_iou_pairs_per_ns_core") if k in c]
+        if limits:
+            lines.append(f"- one core's vector ceilings ({c.get('vector_lanes', '?')} float lanes, bare kernels on L1 "
+                         f"operands): {c.get('limit_logits_per_ns_core', '?')} logits/ns (load + max), "
+                         f"{c.get('limit_iou_pairs_per_ns_core', '?')} IoU pairs/ns")
         if per_benchmark:
-            lines.append(f"- roofline = median time / (bytes / copy bandwidth), the copy bandwidth being each "
+            lines.append(f"- roofline (copy) = median time / (bytes / copy bandwidth), the copy bandwidth being each "
                          f"benchmark's own stream_GBps (median over repetitions of a STREAM copy, "
                          f"{c.get('stream_probe_array_MiB', '?')} MiB arrays, probed right before and after its timed "
                          f"loop, since this machine's bandwidth drifts within minutes); the start-up figure is "
                          f"context only")
         else:
-            lines.append("- roofline = median time / (bytes / copy bandwidth), with the start-up copy bandwidth above "
+            lines.append("- roofline (copy) = median time / (bytes / copy bandwidth), with the start-up copy bandwidth above "
                          "(this JSON has no per-benchmark stream_GBps)")
         lines.append(f"- backends: {c.get('multibox_backends', '?')}")
         if self.tv_reason:
@@ -202,6 +222,7 @@ class Report:
                              f"<= {limit:g}", "PASS" if ratio <= limit else "MISS"))
             else:
                 rows.append((what, backend, "not run", f"<= {limit:g}", "n/a"))
+            rows += self.twin_goal_rows(backend)
             shown = [title for group, _, title in SCALING_GROUPS
                      if any(r.group == group and r.backend == backend and r.times_ms for r in self.results.values())]
             threads = sorted({r.threads for r in self.results.values() if r.backend == backend and r.times_ms})
@@ -209,6 +230,47 @@ class Report:
                          f"threads {threads}; {', '.join(shown) or 'none'}", "threads + 4 axes",
                          "PASS" if len(shown) == len(SCALING_GROUPS) and len(threads) > 1 else "MISS"))
         return rows
+
+    def twin_goal_rows(self, backend):
+        rows = []
+        case, limit = TWIN_GOAL
+        mine = self.get(backend, case, "backward", self.tv_threads)
+        ratio = self.twin_roofline(mine)
+        what = f"{case} forward+backward, time / same-traffic twin"
+        if ratio is None:
+            rows.append((what, backend, "not run" if mine is None else "no twin measured", f"<= {limit:g}", "n/a"))
+        else:
+            rows.append((what, backend, f"{ratio:.2f} ({fmt_ms(mine.median_ms)} ms vs twin "
+                         f"{fmt_ms(mine.counter('twin_ms'))} ms)", f"<= {limit:g}", "PASS" if ratio <= limit else "MISS"))
+        points = [(self.twin_roofline(p[2]), p[2].case) for group, axis, _ in SCALING_GROUPS
+                  for p in self.scaling_series(group, axis).get(backend, [])]
+        points = [p for p in points if p[0] is not None]
+        what = f"every scaling-axis point, time / twin ({self.tv_threads} threads)"
+        if points:
+            worst = max(points)
+            rows.append((what, backend, f"worst {worst[0]:.2f} ({worst[1]}) of {len(points)} points",
+                         f"<= {SCALING_TWIN_LIMIT:g}", "PASS" if worst[0] <= SCALING_TWIN_LIMIT else "MISS"))
+        else:
+            rows.append((what, backend, "no twin measured", f"<= {SCALING_TWIN_LIMIT:g}", "n/a"))
+        cliffs = self.cliffs(backend)
+        what = "no cliffs: time never grows when an axis shrinks"
+        if cliffs is None:
+            rows.append((what, backend, "not run", "none", "n/a"))
+        else:
+            rows.append((what, backend, "; ".join(cliffs) or "none", "none", "MISS" if cliffs else "PASS"))
+        return rows
+
+    def cliffs(self, backend):
+        """Pairs of neighbouring points on a scaling axis where the smaller problem took longer (medians), or None
+        when no axis has two points."""
+        found, judged = [], False
+        for group, axis, _ in SCALING_GROUPS:
+            points = self.scaling_series(group, axis).get(backend, [])
+            for (x0, ms0, r0), (x1, ms1, r1) in zip(points, points[1:]):
+                judged = True
+                if ms0 > ms1:
+                    found.append(f"{r0.case} {fmt_ms(ms0)} ms > {r1.case} {fmt_ms(ms1)} ms")
+        return found if judged else None
 
     def headline_rows(self):
         rows = []
@@ -221,12 +283,14 @@ class Report:
                                      (backend, case, stage) and r.times_ms), key=lambda r: r.threads):
                         speedup = peer.median_ms / r.median_ms if peer else None
                         rl = self.roofline(r)
+                        twin = self.twin_roofline(r)
                         gbps = self.gbps(r)
                         rows.append((case, stage, backend, r.threads, fmt_ms(r.median_ms),
-                                     "-" if gbps is None else f"{gbps:.3g}", "-" if rl is None else f"{rl:.2f}",
-                                     fmt_x(speedup)))
+                                     "-" if gbps is None else f"{gbps:.3g}", "-" if twin is None else f"{twin:.2f}",
+                                     "-" if rl is None else f"{rl:.2f}", fmt_x(speedup)))
                 if peer:
-                    rows.append((case, stage, "torchvision", peer.threads, fmt_ms(peer.median_ms), "-", "-", "1.0x"))
+                    rows.append((case, stage, "torchvision", peer.threads, fmt_ms(peer.median_ms), "-", "-", "-",
+                                 "1.0x"))
         return rows
 
     def matching_rows(self):
@@ -237,9 +301,11 @@ class Report:
                 bip, arg = self.get(backend, bip_case, "match", t), self.get(backend, arg_case, "match", t)
                 if bip and arg:
                     pairs = bip.counter("pairs/s")
+                    core, limit = bip.counter("iou_pairs/ns/core"), bip.counter("iou_pairs/ns/core_limit")
                     rows.append((backend, t, fmt_ms(bip.median_ms), fmt_ms(arg.median_ms),
                                  f"{bip.median_ms / arg.median_ms:.2f}",
-                                 "-" if pairs is None else f"{pairs / 1e9:.2f}"))
+                                 "-" if pairs is None else f"{pairs / 1e9:.2f}",
+                                 "-" if core is None or not limit else f"{core:.2f} of {limit:.2f}"))
         return rows
 
     def thread_rows(self):
@@ -257,7 +323,7 @@ class Report:
         """{backend: [(x, median_ms, result)]} for one scaling group, x read from the label (G: per image)."""
         series = {}
         for r in self.results.values():
-            if r.group != group or not r.times_ms:
+            if r.group != group or not r.times_ms or r.stage != "backward":  # the axes compare forward + backward
                 continue
             shape = r.shape()
             x = shape.get("G", 0) / max(1, shape.get("B", 1)) if axis == "G/image" else shape.get(axis)
@@ -283,11 +349,29 @@ class Report:
                 for b in backends:
                     p = next((p for p in series[b] if p[2].case == case), None)
                     row.append("-" if p is None else fmt_ms(p[1]))
+                    twin = None if p is None else self.twin_roofline(p[2])
+                    row.append("-" if twin is None else f"{twin:.2f}")
                     row.append("-" if p is None or self.roofline(p[2]) is None else f"{self.roofline(p[2]):.2f}")
                 rows.append(row)
-            header = ["case", "shape"] + [h for b in backends for h in (f"{b} ms", f"{b} roofline")]
+            rows_match = self.matching_term_rows(group)
+            header = ["case", "shape"] + [h for b in backends
+                                          for h in (f"{b} ms", f"{b} roofline (twin)", f"{b} roofline (copy)")]
             lines += [f"### Scaling with {title} (forward + backward)", ""] + table(header, rows) + [""]
+            if rows_match:
+                lines += [f"Matching alone on this axis: its O(G x P) IoU work is compute, so its throughput per core "
+                          f"is set against one core's vector ceiling (all G x P pairs counted, so block skipping can "
+                          f"pass the ceiling)", ""]
+                lines += table(["backend", "case", "match ms", "IoU pairs/ns/core", "ceiling"], rows_match) + [""]
         return lines
+
+    def matching_term_rows(self, group):
+        rows = []
+        for r in sorted(self.results.values(), key=lambda r: (r.backend, r.shape().get("G", 0))):
+            if r.group == group and r.stage == "match" and r.times_ms and r.counter("iou_pairs/ns/core") is not None:
+                limit = r.counter("iou_pairs/ns/core_limit")
+                rows.append((r.backend, r.case, fmt_ms(r.median_ms), f"{r.counter('iou_pairs/ns/core'):.2f}",
+                             "-" if limit is None else f"{limit:.2f}"))
+        return rows
 
     def skipped_lines(self):
         skipped = sorted((r.key, r.error) for r in self.results.values() if r.error)
@@ -303,14 +387,16 @@ class Report:
 
     def markdown(self):
         lines = self.header_lines()
-        lines += ["## Issue-5 performance goals", ""]
+        lines += ["## Performance goals (issues 5 and 10)", ""]
         lines += table(["goal", "backend", "measured", "target", "verdict"], self.goal_rows()) + [""]
         sections = [
             ("Headline: SSD300 priors, batch 32, ~7 objects per image",
-             ["case", "stage", "backend", "threads", "median ms", "GB/s", "roofline", "vs torchvision"],
+             ["case", "stage", "backend", "threads", "median ms", "GB/s", "roofline (twin)", "roofline (copy)",
+              "vs torchvision"],
              self.headline_rows()),
             ("Matching alone: SSD512 priors, 100 objects per image, batch 32",
-             ["backend", "threads", "bipartite ms", "argmax ms", "bipartite / argmax", "G*P pairs/ns"],
+             ["backend", "threads", "bipartite ms", "argmax ms", "bipartite / argmax", "G*P pairs/ns",
+              "IoU pairs/ns/core of ceiling"],
              self.matching_rows()),
             ("Thread scaling", ["backend", "case", "stage", "1 thread ms", "2 threads ms", "speedup"],
              self.thread_rows()),

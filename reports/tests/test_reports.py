@@ -197,6 +197,49 @@ class ReportTest(unittest.TestCase):
         self.assertIn("1.05 against the 25.0 GB/s probed around it", line)
         self.assertTrue(line.endswith("| MISS |"))
 
+    def with_counters(self, path, counters_by_prefix):
+        with open(path) as f:
+            data = json.load(f)
+        for e in data["benchmarks"]:
+            for prefix, counters in counters_by_prefix.items():
+                if e["name"].startswith(prefix):
+                    e.update(counters)
+        with open(path, "w") as f:
+            json.dump(data, f)
+        return path
+
+    def test_twin_goals_judge_time_over_twin(self):
+        # Headline 8 ms against a 7 ms twin: 1.14 <= 1.2, a PASS; the scaling points take v / 100 ms, so a twin of
+        # 0.02 ms makes P-8732 (87.32 ms) 4366x its twin: the worst point, a MISS.
+        path = self.with_counters(self.bench(8.0, 20.0), {
+            "simd/headline/ssd300-coco-c81/backward/t2": {"twin_ms": 7.0},
+            "simd/scale-": {"twin_ms": 0.02},
+        })
+        _, text = self.report("--bench", path, "--no-plots")
+        line = self.goal_line(text, "ssd300-coco-c81 forward+backward, time / same-traffic twin")
+        self.assertIn("1.14", line)
+        self.assertTrue(line.endswith("| PASS |"))
+        line = self.goal_line(text, "every scaling-axis point")
+        self.assertIn("worst 4366.00 (P-8732) of 8 points", line)
+        self.assertTrue(line.endswith("| MISS |"))
+        self.assertIn("roofline (twin)", text)
+
+    def test_twin_goals_without_twin_are_not_judged(self):
+        _, text = self.report("--bench", self.bench(8.0, 20.0), "--no-plots")
+        self.assertTrue(self.goal_line(text, "ssd300-coco-c81 forward+backward, time / same-traffic twin")
+                        .endswith("| n/a |"))
+
+    def test_cliff_is_a_smaller_problem_taking_longer(self):
+        path = self.bench(8.0, 20.0)  # every axis's smaller point is faster: no cliff
+        _, text = self.report("--bench", path, "--no-plots")
+        self.assertTrue(self.goal_line(text, "no cliffs").endswith("| none | PASS |"))
+        # classes 2 at 4.1 ms against classes 21 at 0.21 ms: the issue-10 cliff.
+        self.with_counters(path, {"simd/scale-classes/C-2/": {"real_time": 4.1}})
+        _, text = self.report("--bench", path, "--no-plots")
+        line = self.goal_line(text, "no cliffs")
+        self.assertIn("C-2 4.1 ms > C-21 0.21 ms", line)
+        self.assertTrue(line.endswith("| MISS |"))
+
     def test_missing_torchvision_is_reported_not_fatal(self):
         _, text = self.report("--bench", self.bench(8.0, 20.0), "--torchvision",
                               os.path.join(self.dir.name, "absent.json"), "--no-plots")
