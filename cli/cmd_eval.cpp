@@ -17,7 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "multibox/limits.hpp"
 #include "multibox/registry.hpp"
+#include "options.hpp"
 #include "multibox/workloads.hpp"
 
 namespace multibox::cli {
@@ -28,22 +30,14 @@ constexpr Stage kStages[] = {Stage::match, Stage::encode, Stage::forward, Stage:
 constexpr int kPerImageTableMaxImages = 8;
 
 struct EvalFlags {
-  std::vector<std::string> workloads{"ssd300-voc"};
+  WorkloadFlags workload;
+  ConfigFlags config;
   std::string backend;  // empty: select_backend("") (MULTIBOX_BACKEND, else the first non-reference available)
-  std::string forced_match;
-  float pos_threshold = 0, neg_threshold = 0, alpha = 0, beta = 0;
-  std::vector<float> variances;
-  int neg_pos_ratio = 0, min_negatives = 0;
   int threads = 0;
-  uint64_t seed = 0;
-  int batch = 0;
   int repeats = 5;
   bool json = false;
   bool per_image = false;
-
-  // Set by the parser: which config flags the user gave, so the rest keep the workload's own values.
-  CLI::Option *forced_opt = nullptr, *pos_opt = nullptr, *neg_opt = nullptr, *var_opt = nullptr, *ratio_opt = nullptr,
-              *min_neg_opt = nullptr, *alpha_opt = nullptr, *beta_opt = nullptr, *batch_opt = nullptr;
+  bool dry_run = false;
 };
 
 // Thrown (and caught in the callback) to stop with one line on stderr.
@@ -66,18 +60,6 @@ struct RunResult {
   int repeats = 0;
   int threads = 0;
 };
-
-Config apply_config_flags(Config config, const EvalFlags& f) {
-  if (f.forced_opt->count() > 0) config.forced_match = *parse_forced_match(f.forced_match);  // IsMember-checked
-  if (f.pos_opt->count() > 0) config.pos_threshold = f.pos_threshold;
-  if (f.neg_opt->count() > 0) config.neg_threshold = f.neg_threshold;
-  if (f.var_opt->count() > 0) config.variance_xy = f.variances[0], config.variance_wh = f.variances[1];
-  if (f.ratio_opt->count() > 0) config.neg_pos_ratio = f.neg_pos_ratio;
-  if (f.min_neg_opt->count() > 0) config.min_negatives_per_image = f.min_negatives;
-  if (f.alpha_opt->count() > 0) config.alpha = f.alpha;
-  if (f.beta_opt->count() > 0) config.smooth_l1_beta = f.beta;
-  return config;
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -316,51 +298,72 @@ std::vector<std::string> chosen_workloads(const std::vector<std::string>& reques
   return names;
 }
 
-// A large --batch could ask for more memory than the machine has; the allocation might then "succeed" under
-// overcommit and the process be killed while filling it. Estimate from a one-image instance and refuse early.
-void check_memory(const std::string& name, int batch, const WorkloadOptions& options) {
-  WorkloadOptions one = options;
-  one.batch = 1;
-  auto probe = make_workload(name, one);
-  if (!probe) return;  // make_workload reports the problem itself below
-  const double P = probe->shape.num_priors, C = probe->shape.num_classes;
-  // Inputs (conf, loc) plus one BatchOutputs (grad_conf, grad_loc, targets, matches, mined), in bytes.
-  const double bytes = static_cast<double>(batch) * P * (4.0 * (2 * C + 12) + 9);
+// A run holds the workload (inputs), one BatchOutputs (outputs) and two plans (checked and timed) at once. Known
+// before anything is allocated, so a batch larger than the machine is refused here rather than killed by the kernel
+// while filling memory that overcommit pretended to give. A backend whose limits refuse the shape fails here too,
+// with prepare()'s message, before gigabytes are drawn.
+void check_memory(const WorkloadPlan& plan, const Config& config, std::span<const Backend* const> backends,
+                  const PlanOptions& options) {
   const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
-  if (physical > 0 && bytes > 0.8 * physical)
-    throw EvalError{fmt::format("workload '{}' with --batch {} needs about {:.1f} GiB ({} priors x {} classes per "
-                                "image), more than this machine's {:.1f} GiB; use a smaller --batch",
-                                name, batch, bytes / (1u << 30), P, C, physical / (1u << 30))};
+  for (const Backend* b : backends) {
+    auto m = b->plan_memory(plan.shape, config, options);
+    if (!m && m.status().code() != ErrorCode::unavailable)
+      throw EvalError{fmt::format("workload '{}', backend '{}': {}", plan.name, b->name(), m.status().to_string())};
+    const PlanMemory need = m ? *m : caller_memory(plan.shape);
+    const uint64_t total = saturating_add(need.host_total(), need.workspace);
+    if (physical > 0 && static_cast<double>(total) > 0.8 * physical)
+      throw EvalError{fmt::format(
+          "workload '{}' ({}) on backend '{}' needs about {} (inputs {}, outputs {}, workspace 2 x {}), more than "
+          "this machine's {}; use a smaller --batch (`multibox eval --dry-run` shows the figures)",
+          plan.name, plan.shape.describe(), b->name(), format_bytes(total), format_bytes(need.inputs),
+          format_bytes(need.outputs), format_bytes(need.workspace), format_bytes(static_cast<uint64_t>(physical)))};
+  }
 }
 
 int run_eval(const EvalFlags& f) {
   std::vector<std::string> notes;  // skipped backends/workloads, shown but not failures
   const std::vector<const Backend*> backends = chosen_backends(f.backend, notes);
   if (backends.empty()) throw EvalError{"no backend is available on this machine"};
-  const bool everything = std::find(f.workloads.begin(), f.workloads.end(), "all") != f.workloads.end();
+  const std::vector<std::string>& requested = f.workload.workloads;
+  const bool everything = std::find(requested.begin(), requested.end(), "all") != requested.end();
+  PlanOptions plan_options;
+  plan_options.num_threads = f.threads;
 
-  WorkloadOptions options;
-  options.seed = f.seed;
-  options.batch = f.batch;
   std::vector<RunResult> runs;
-  for (const std::string& name : chosen_workloads(f.workloads)) {
-    if (f.batch_opt->count() > 0) check_memory(name, f.batch, options);
-    auto workload = make_workload(name, options);
-    if (!workload) {
+  bool dry_run_ok = true;
+  for (const std::string& name : chosen_workloads(requested)) {
+    auto plan = plan_workload(name, f.workload);
+    if (!plan) {
       // `all` includes file-backed workloads whose file may be absent here: skip those, fail on anything else.
-      if (everything && workload.status().code() == ErrorCode::io_error) {
-        notes.push_back(fmt::format("workload '{}' skipped: {}", name, workload.status().message()));
+      if (everything && plan.status().code() == ErrorCode::io_error) {
+        notes.push_back(fmt::format("workload '{}' skipped: {}", name, plan.status().message()));
         continue;
       }
-      throw EvalError{fmt::format("workload '{}': {}", name, workload.status().to_string())};
+      throw EvalError{fmt::format("workload '{}': {}", name, plan.status().to_string())};
     }
-    const Config config = apply_config_flags(workload->config, f);
+    const Config config = f.config.apply(plan->config);
     if (Status s = config.validate(); !s) throw EvalError{s.to_string()};
+    if (f.dry_run) {
+      dry_run_ok = print_dry_run(*plan, config, backends, plan_options) && dry_run_ok;
+      continue;
+    }
+    check_memory(*plan, config, backends, plan_options);
+    if (std::find(backends.begin(), backends.end(), &reference_backend()) != backends.end())
+      warn_reference_cost("eval", fmt::format("workload '{}'", name), plan->counts, plan->count_scale,
+                          plan->shape.num_priors, config, 1 + 4 * (f.repeats + 1),
+                          "Faster: --repeats 1 (runs: 1 checked + 4 stages x (repeats + 1 warm-up)), "
+                          "--forced-match argmax, or --backend simd.");
+    auto workload = build_workload(name, f.workload);
+    if (!workload) throw EvalError{fmt::format("workload '{}': {}", name, workload.status().to_string())};
     for (const Backend* b : backends) {
       runs.push_back(run_one(*b, *workload, config, f));
       if (!f.json) print_run(runs.back(), f.per_image);
       std::cout.flush();
     }
+  }
+  if (f.dry_run) {
+    for (const std::string& note : notes) fmt::print("  {}\n", note);
+    return dry_run_ok ? 0 : 1;
   }
 
   if (f.json) {
@@ -381,45 +384,24 @@ void add_eval_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "eval", "Evaluate named workloads with a backend: loss terms, per-image positives and mined negatives, time "
               "per stage");
-  cmd->add_option("-w,--workload", f->workloads,
-                  "Workload name(s), comma-separated, or 'all' (list them with `multibox datasets`)")
-      ->delimiter(',')
-      ->capture_default_str();
+  f->workload.workloads = {"ssd300-voc"};
+  add_workload_flags(*cmd, f->workload, /*several=*/true, /*required=*/false);
   cmd->add_option("-b,--backend", f->backend,
                   "Backend name, or 'all' for every available one (default: $MULTIBOX_BACKEND, else the first "
                   "available non-reference backend, else naive)");
-  f->forced_opt = cmd->add_option("--forced-match", f->forced_match, "Stage-1 matching: bipartite (default) or argmax")
-                      ->check(CLI::IsMember({"bipartite", "argmax"}));
-  f->pos_opt = cmd->add_option("--pos-threshold", f->pos_threshold, "IoU at or above which a prior is positive (0.5)");
-  f->neg_opt = cmd->add_option("--neg-threshold", f->neg_threshold,
-                               "IoU below which a prior is negative; between the two it is ignored (default: "
-                               "pos-threshold, no ignore band)");
-  f->var_opt = cmd->add_option("--variances", f->variances, "Encoding variances XY,WH (0.1,0.2)")
-                   ->delimiter(',')
-                   ->expected(2);
-  f->ratio_opt = cmd->add_option("--neg-pos-ratio", f->neg_pos_ratio, "Hard negatives per positive (3)");
-  f->min_neg_opt = cmd->add_option("--min-negatives", f->min_negatives,
-                                   "Mining target floor per image, so images without positives still mine (0)");
-  f->alpha_opt = cmd->add_option("--alpha", f->alpha, "Weight of the localisation loss (1)");
-  f->beta_opt = cmd->add_option("--beta", f->beta, "Smooth L1 beta; 0 gives plain L1 (1)");
-  const CLI::Range non_negative(0, std::numeric_limits<int>::max(), "NON-NEGATIVE");
+  add_config_flags(*cmd, f->config);
   cmd->add_option("--threads", f->threads, "Threads for threaded backends (0: the backend's default)")
-      ->check(non_negative);
-  // CLI11 would read "-5" into an unsigned seed as a huge number; refuse it instead.
-  const CLI::Validator no_sign(
-      [](std::string& text) {
-        if (text.find_first_of("+-") == std::string::npos) return std::string();
-        return "seed must be a non-negative integer, got " + text;
-      },
-      "UINT64");
-  cmd->add_option("--seed", f->seed, "Workload seed (0: the workload's own)")->check(no_sign);
-  f->batch_opt = cmd->add_option("--batch", f->batch, "Images per batch (0: the workload's own)")->check(non_negative);
+      ->check(CLI::Range(0, std::numeric_limits<int>::max(), "NON-NEGATIVE"))
+      ->capture_default_str();
   cmd->add_option("--repeats", f->repeats, "Timed runs per stage; the median is reported")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_flag("--per-image", f->per_image,
                 fmt::format("One table row per image even for batches over {} images", kPerImageTableMaxImages));
   cmd->add_flag("--json", f->json, "Print one JSON document instead of the tables");
+  cmd->add_flag("--dry-run", f->dry_run,
+                "Allocate nothing: print each backend's memory for the run (inputs, outputs, workspace) or why it "
+                "would refuse the shape, and the reference's matching estimate");
 
   cmd->callback([f] {
     int code = 0;

@@ -12,6 +12,7 @@
 #include "multibox/case_file.hpp"
 #include "multibox/registry.hpp"
 #include "multibox/run_case.hpp"
+#include "options.hpp"
 
 namespace multibox::cli {
 
@@ -19,6 +20,7 @@ void add_validate_command(CLI::App& app) {
   struct Flags {
     std::string case_dir, outputs, backend, stage = "backward";
     int threads = 0;
+    bool dry_run = false;
     CLI::Option* stage_opt = nullptr;
   };
   auto f = std::make_shared<Flags>();
@@ -34,7 +36,10 @@ void add_validate_command(CLI::App& app) {
       ->excludes(outputs_opt);
   f->stage_opt = cmd->add_option("--stage", f->stage, "With a backend: the last stage to run and judge")
                      ->check(CLI::IsMember({"match", "encode", "forward", "backward"}));
-  cmd->add_option("--threads", f->threads, "Threads for the backend (0: its default)");
+  cmd->add_option("--threads", f->threads, "Threads for the backend (0: its default)")->capture_default_str();
+  cmd->add_flag("--dry-run", f->dry_run,
+                "Run nothing: print the memory the reference and the candidate backend need for the case, and the "
+                "reference's matching estimate");
   cmd->footer(
       "Quantities a program did not write are reported as 'not provided' and do not fail.\n"
       "Exit status: 0 when every provided quantity PASSED or is MISTRUSTED (nothing to prove), 1 when any FAILED,\n"
@@ -48,6 +53,28 @@ void add_validate_command(CLI::App& app) {
     if (!c) fail(c.status().to_string());
     fmt::print("case '{}' ({}, seed {}): {}, {}\n", c->name, c->workload.empty() ? "hand-made" : c->workload, c->seed,
                c->shape.describe(), c->config.describe());
+
+    std::vector<int> counts;
+    for (int b = 0; b < c->shape.batch; ++b) counts.push_back(c->data.ground_truths().count(b));
+    if (f->dry_run) {
+      std::vector<const Backend*> backends{&reference_backend()};
+      if (f->outputs.empty()) {
+        auto backend = select_backend(f->backend);
+        if (!backend) fail(backend.status().to_string());
+        if (*backend != backends.front()) backends.push_back(*backend);
+      }
+      WorkloadPlan plan{c->name, c->shape, c->config, counts};
+      PlanOptions options;
+      options.num_threads = f->threads;
+      if (!print_dry_run(plan, c->config, backends, options)) throw CLI::RuntimeError(1);
+      return;
+    }
+    // The reference runs once, and a second time when it is also the candidate.
+    const auto candidate_backend = select_backend(f->backend);
+    const bool reference_is_candidate =
+        f->outputs.empty() && candidate_backend && candidate_backend.value() == &reference_backend();
+    warn_reference_cost("validate", fmt::format("case '{}'", c->name), counts, 1, c->shape.num_priors, c->config,
+                        reference_is_candidate ? 2 : 1, "The verdicts follow when it is done.");
 
     BatchOutputs candidate;
     std::vector<std::string> present;

@@ -1,6 +1,10 @@
 #include "multibox/config.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -49,6 +53,15 @@ Status ProblemShape::validate() const {
   if (num_classes < 2)
     return bad(fmt::format("num_classes must be >= 2 (background plus at least one class), got {}", num_classes));
   if (max_ground_truths < 0) return bad(fmt::format("max_ground_truths must be >= 0, got {}", max_ground_truths));
+  // Every index is 64-bit (size_t), so the only product limit is that the largest buffer, conf or grad_conf, can be
+  // addressed at all: B*P*C floats within PTRDIFF_MAX bytes. Past that, sizes would wrap instead of failing.
+  uint64_t conf_bytes = 0;
+  const bool wraps = __builtin_mul_overflow(static_cast<uint64_t>(batch) * static_cast<uint64_t>(num_priors),
+                                            static_cast<uint64_t>(std::max(num_classes, 4)) * sizeof(float),
+                                            &conf_bytes);
+  if (wraps || conf_bytes > static_cast<uint64_t>(std::numeric_limits<std::ptrdiff_t>::max()))
+    return bad(fmt::format("B x P x C = {} x {} x {} floats exceed the {} bytes one buffer can address", batch,
+                           num_priors, num_classes, std::numeric_limits<std::ptrdiff_t>::max()));
   return {};
 }
 

@@ -253,6 +253,19 @@ class NaiveBackend final : public Backend {
     if (Status s = validate_priors(priors, shape.num_priors); !s) return s;
     return std::unique_ptr<Plan>(std::make_unique<NaivePlan>(shape, priors, config, options));
   }
+  // NaivePlan's members: per prior its centre-size copy and corners (16 + 16 B), owner_, negatives_ (4 + 4), ce_
+  // (8), taken_ (1); per ground truth gt_done_, has_prior_, candidate_ (1 + 1 + 4); and iou_, which grows to the
+  // largest image's G x P floats: at most every ground truth of the batch in one image.
+  Result<PlanMemory> plan_memory(const ProblemShape& shape, const Config& config,
+                                 const PlanOptions&) const override {
+    if (Status s = shape.validate(); !s) return s;
+    if (Status s = config.validate(); !s) return s;
+    PlanMemory m = caller_memory(shape);
+    const uint64_t P = static_cast<uint64_t>(shape.num_priors), G = static_cast<uint64_t>(shape.max_ground_truths);
+    m.workspace = saturating_add(P * (16 + 16 + 4 + 4 + 8 + 1) + G * (1 + 1 + 4),
+                                 saturating_mul(G * P, sizeof(float)));
+    return m;
+  }
 };
 
 }  // namespace

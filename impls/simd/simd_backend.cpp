@@ -4,6 +4,8 @@
 #include "simd/simd_backend.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -153,15 +155,56 @@ class SimdBackend final : public Backend {
   }
   Result<std::unique_ptr<Plan>> prepare(const ProblemShape& shape, std::span<const float> priors,
                                         const Config& config, const PlanOptions& options) const override {
+    if (Status s = check_plan(shape, config, options); !s) return s;
+    if (Status s = validate_priors(priors, shape.num_priors); !s) return s;
+    const int threads = threads_for(shape, options);
+    return std::unique_ptr<Plan>(std::make_unique<SimdPlan>(shape, priors, config, threads, options));
+  }
+  // Mirrors the constructors of PriorLayout (five padded float arrays, the centre-size copy, block bounds),
+  // MatchScratch and LossScratch (one each per thread) and the per-image results; unit_limits pins it against what
+  // prepare() allocates.
+  Result<PlanMemory> plan_memory(const ProblemShape& shape, const Config& config,
+                                 const PlanOptions& options) const override {
+    if (Status s = check_plan(shape, config, options); !s) return s;
+    PlanMemory m = caller_memory(shape);
+    const uint64_t P = static_cast<uint64_t>(shape.num_priors), G = static_cast<uint64_t>(shape.max_ground_truths);
+    const uint64_t padded = (P + kBlock - 1) / kBlock * kBlock;
+    const uint64_t layout = padded * 5 * sizeof(float) + P * 4 * sizeof(float) + padded / kBlock * 4 * sizeof(float) +
+                            (padded / kBlock + kSuperBlock - 1) / kSuperBlock * 4 * sizeof(float);
+    const uint64_t match = padded * 3 * sizeof(float) + P * 2 * sizeof(int32_t) +
+                           G * (sizeof(GroundTruthBox) + sizeof(float) + sizeof(int32_t) + 1);
+    const uint64_t loss = (P + kLossRowGroup) * 3 * sizeof(float) + P * (sizeof(float) + sizeof(NegativeCe) + 4) +
+                          kLossHistogramBytes;
+    const uint64_t images = static_cast<uint64_t>(shape.batch) * (sizeof(ImageMatch) + sizeof(ImageLoss));
+    m.workspace = layout + images + static_cast<uint64_t>(threads_for(shape, options)) * (match + loss);
+    return m;
+  }
+
+ private:
+  // loss.cpp forms logit offsets within a group of kLossRowGroup rows in int32 vector lanes, and PriorLayout pads P to
+  // whole blocks in an int: shapes past either are refused here rather than indexed wrongly.
+  static constexpr int64_t kLossRowGroup = 16;                     // loss.cpp kRowGroup
+  static constexpr uint64_t kLossHistogramBytes = (1u << 12) * 4;  // loss.cpp kHistogramBits
+  static Status check_plan(const ProblemShape& shape, const Config& config, const PlanOptions& options) {
     if (Status s = shape.validate(); !s) return s;
     if (Status s = config.validate(); !s) return s;
-    if (Status s = validate_priors(priors, shape.num_priors); !s) return s;
     if (options.num_threads < 0)
       return Status(ErrorCode::invalid_config, fmt::format("num_threads must be >= 0, got {}", options.num_threads));
-    // Images are the unit of work, so threads beyond the batch would only hold scratch memory.
+    constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+    if (kLossRowGroup * shape.num_classes > kInt32Max)
+      return Status(ErrorCode::shape_mismatch,
+                    fmt::format("simd: C = {} classes, at most {} (the loss indexes {} rows of logits in int32 lanes)",
+                                shape.num_classes, kInt32Max / kLossRowGroup, kLossRowGroup));
+    if (static_cast<int64_t>(shape.num_priors) + kBlock > kInt32Max)
+      return Status(ErrorCode::shape_mismatch,
+                    fmt::format("simd: P = {} priors, at most {} (padded to blocks of {} in int)", shape.num_priors,
+                                kInt32Max - kBlock, kBlock));
+    return {};
+  }
+  // Images are the unit of work, so threads beyond the batch would only hold scratch memory.
+  static int threads_for(const ProblemShape& shape, const PlanOptions& options) {
     const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    const int threads = std::min(options.num_threads > 0 ? options.num_threads : cores, shape.batch);
-    return std::unique_ptr<Plan>(std::make_unique<SimdPlan>(shape, priors, config, threads, options));
+    return std::min(options.num_threads > 0 ? options.num_threads : cores, shape.batch);
   }
 };
 

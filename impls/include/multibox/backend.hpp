@@ -4,10 +4,12 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "multibox/batch.hpp"
 #include "multibox/config.hpp"
+#include "multibox/limits.hpp"
 #include "multibox/status.hpp"
 
 namespace multibox {
@@ -39,6 +41,14 @@ class Backend {
   // priors: [P][4] centre-size (cx, cy, w, h). The plan keeps its own copy or derived form of them.
   virtual Result<std::unique_ptr<Plan>> prepare(const ProblemShape& shape, std::span<const float> priors,
                                                 const Config& config, const PlanOptions& options = {}) const = 0;
+  // The memory a run of `shape` needs, known before anything is allocated, after the checks prepare() makes: a shape
+  // prepare() would refuse is refused here with the same message. The default says the backend does not know, so
+  // plugins need not implement it.
+  // Defined here, not in the library, so plugins built header-only still link.
+  virtual Result<PlanMemory> plan_memory(const ProblemShape& /*shape*/, const Config& /*config*/,
+                                         const PlanOptions& /*options*/ = {}) const {
+    return Status(ErrorCode::unavailable, "backend '" + std::string(name()) + "' does not estimate its memory");
+  }
 };
 
 }  // namespace multibox

@@ -17,7 +17,8 @@
 
 // Bump whenever a type that crosses the boundary changes layout or virtual functions (backend.hpp, batch.hpp,
 // config.hpp, status.hpp): a plugin built against other headers would call through a wrong vtable.
-#define MULTIBOX_PLUGIN_INTERFACE_VERSION 1
+// 2: Backend::plan_memory.
+#define MULTIBOX_PLUGIN_INTERFACE_VERSION 2
 
 #define MULTIBOX_PLUGIN_STR_(x) #x
 #define MULTIBOX_PLUGIN_STR(x) MULTIBOX_PLUGIN_STR_(x)
