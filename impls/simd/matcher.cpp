@@ -49,14 +49,18 @@ HWY_INLINE void for_each_overlapping_vector(const PriorLayout& priors, const Gro
 struct LaneArgmax {
   VF value;
   VI index;
+  // Iota built once: Highway 1.0.3's Iota writes 16 lanes to the stack and reloads them as one vector, a failed
+  // store-to-load forward; per prior vector that stall took 41% of matching's samples at 100 objects per image
+  // (perf, objects-100 match stage), the instruction right after that reload.
+  VI lane;
 
-  LaneArgmax() : value(hn::Zero(DF())), index(hn::Set(DI(), -1)) {}
+  LaneArgmax() : value(hn::Zero(DF())), index(hn::Set(DI(), -1)), lane(hn::Iota(DI(), 0)) {}
 
   HWY_INLINE void update(size_t first, VF iou) {
     const DI di;
     const auto better = hn::Gt(iou, value);
     value = hn::IfThenElse(better, iou, value);
-    index = hn::IfThenElse(hn::RebindMask(di, better), hn::Iota(di, static_cast<int32_t>(first)), index);
+    index = hn::IfThenElse(hn::RebindMask(di, better), hn::Add(lane, hn::Set(di, static_cast<int32_t>(first))), index);
   }
 
   // (best IoU, lowest prior holding it); (0, -1) when every IoU is 0, since only IoU > 0 is eligible.
