@@ -314,7 +314,7 @@ void check_memory(const WorkloadPlan& plan, const Config& config, std::span<cons
     if (physical > 0 && static_cast<double>(total) > 0.8 * physical)
       throw EvalError{fmt::format(
           "workload '{}' ({}) on backend '{}' needs about {} (inputs {}, outputs {}, workspace 2 x {}), more than "
-          "this machine's {}; use a smaller --batch (`multibox eval --dry-run` shows the figures)",
+          "80 % of this machine's {}; use a smaller --batch (`multibox eval --dry-run` shows the figures)",
           plan.name, plan.shape.describe(), b->name(), format_bytes(total), format_bytes(need.inputs),
           format_bytes(need.outputs), format_bytes(need.workspace), format_bytes(static_cast<uint64_t>(physical)))};
   }

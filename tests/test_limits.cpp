@@ -167,6 +167,16 @@ TEST(SimdLimits, ClassesPastInt32LaneOffsetsAreRefusedWithTheNumbers) {
   EXPECT_TRUE(reference_backend().plan_memory(shape, Config{}).ok());
 }
 
+// The cuda backend's launch limits are host arithmetic: refused by number before the device is asked for anything.
+TEST(CudaLimits, BatchPastGridYIsRefusedWithoutADevice) {
+  const Backend* cuda = find_backend("cuda");
+  if (cuda == nullptr) GTEST_SKIP() << "no cuda backend in this build";
+  auto memory = cuda->plan_memory(ProblemShape{70000, 10, 2, 0}, Config{});
+  if (!memory && memory.status().message().find("built without CUDA") != std::string::npos)
+    GTEST_SKIP() << memory.status().message();
+  EXPECT_THAT(memory.status().message(), HasSubstr("batch 70000 exceeds the device's grid.y limit of 65535"));
+}
+
 TEST(ReferenceCost, TenThousandObjectsInOneImageTakeMinutes) {
   const int counts[] = {3, 10000, 0};
   const ReferenceCost cost = reference_match_cost(counts, 8732, ForcedMatch::bipartite);

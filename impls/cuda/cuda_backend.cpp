@@ -371,6 +371,22 @@ class CudaBackend final : public Backend {
     if (Status s = available(); !s) return s;
     return CudaPlanImpl::create(shape, priors, config, options);
   }
+  // The arena prepare() would allocate, laid out by the same plan_layout(). The launch limits come first, with the
+  // defaults of every GPU since sm_30, so a shape past them is refused by number even where no device is present;
+  // CUB's share needs the device. The host keeps only the prior corners while preparing.
+  Result<PlanMemory> plan_memory(const ProblemShape& shape, const Config& config,
+                                 const PlanOptions& /*options*/) const override {
+    if (Status s = shape.validate(); !s) return s;
+    if (Status s = config.validate(); !s) return s;
+    if (Result<detail::Launch> launch = detail::plan_launch(shape); !launch) return launch.status();
+    if (Status s = available(); !s) return s;
+    size_t cub_bytes = 0;
+    MULTIBOX_CUDA_TRY(detail::mining_sort_temp_bytes(shape.batch, shape.num_priors, &cub_bytes));
+    PlanMemory m = caller_memory(shape);
+    m.workspace = static_cast<uint64_t>(shape.num_priors) * 4 * sizeof(float);
+    m.device = detail::plan_layout(shape, cub_bytes).total;
+    return m;
+  }
 };
 
 }  // namespace

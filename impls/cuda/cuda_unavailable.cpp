@@ -23,6 +23,9 @@ class CudaUnavailable final : public Backend {
                                         const PlanOptions&) const override {
     return available();
   }
+  Result<PlanMemory> plan_memory(const ProblemShape&, const Config&, const PlanOptions&) const override {
+    return available();
+  }
 };
 
 }  // namespace
