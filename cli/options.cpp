@@ -31,12 +31,13 @@ WorkloadOptions WorkloadFlags::options(bool predictions) const {
 }
 
 void add_workload_flags(CLI::App& cmd, WorkloadFlags& f, bool several, bool required) {
+  CLI::Option_group& g = *cmd.add_option_group("Workload", "What to run on; the same flags in every subcommand");
   const std::string names =
       fmt::format("(see `multibox datasets`), or '{}' for the shape flags below", kSyntheticWorkload);
-  CLI::Option* w = several ? cmd.add_option("-w,--workload", f.workloads,
+  CLI::Option* w = several ? g.add_option("-w,--workload", f.workloads,
                                             "Workload name(s), comma-separated, or 'all' " + names)
                                  ->delimiter(',')
-                           : cmd.add_option("-w,--workload", f.workloads, "Workload name " + names)->expected(1);
+                           : g.add_option("-w,--workload", f.workloads, "Workload name " + names)->expected(1);
   if (required) w->required();
   else w->capture_default_str();
   const CLI::Range non_negative(0, std::numeric_limits<int>::max(), "NON-NEGATIVE");
@@ -47,22 +48,22 @@ void add_workload_flags(CLI::App& cmd, WorkloadFlags& f, bool several, bool requ
         return "seed must be a non-negative integer, got " + text;
       },
       "UINT64");
-  cmd.add_option("--seed", f.seed, "Workload seed (0: the workload's own)")->check(no_sign)->capture_default_str();
-  f.batch_opt = cmd.add_option("--batch", f.batch, "Images per batch (0: the workload's own; synthetic: 32)")
+  g.add_option("--seed", f.seed, "Workload seed (0: the workload's own)")->check(no_sign)->capture_default_str();
+  f.batch_opt = g.add_option("--batch", f.batch, "Images per batch (0: the workload's own; synthetic: 32)")
                     ->check(non_negative)
                     ->capture_default_str();
-  cmd.add_option("--coco", f.coco_path,
+  g.add_option("--coco", f.coco_path,
                  fmt::format("COCO instances JSON for coco128 (default: ${}, else the shared COCO128 file)",
                              kCocoEnvVar))
       ->type_name("FILE");
-  cmd.add_flag("--keep-crowd", f.keep_crowd, "COCO: keep iscrowd boxes");
-  f.shape_opts[0] = cmd.add_option("--priors", f.priors,
+  g.add_flag("--keep-crowd", f.keep_crowd, "COCO: keep iscrowd boxes");
+  f.shape_opts[0] = g.add_option("--priors", f.priors,
                                    "-w synthetic: prior set (ssd300, ssd512, tutorial, grid:ROWSxCOLS:SCALES:RATIOS)")
                         ->capture_default_str();
-  f.shape_opts[1] = cmd.add_option("--classes", f.classes, "-w synthetic: classes C, background included")
+  f.shape_opts[1] = g.add_option("--classes", f.classes, "-w synthetic: classes C, background included")
                         ->check(CLI::Range(2, std::numeric_limits<int>::max()))
                         ->capture_default_str();
-  f.shape_opts[2] = cmd.add_option("--objects", f.objects, "-w synthetic: objects per image MIN,MAX (uniform)")
+  f.shape_opts[2] = g.add_option("--objects", f.objects, "-w synthetic: objects per image MIN,MAX (uniform)")
                         ->delimiter(',')
                         ->expected(2)
                         ->check(non_negative)
@@ -138,27 +139,29 @@ Result<WorkloadPlan> plan_workload(const std::string& name, const WorkloadFlags&
 }
 
 void add_config_flags(CLI::App& cmd, ConfigFlags& f) {
+  CLI::Option_group& g = *cmd.add_option_group(
+      "Configuration", "SPEC section 7; a flag not given keeps the workload's own value (the defaults shown)");
   const Config d;
-  f.forced_opt = cmd.add_option("--forced-match", f.forced_match, "Stage-1 matching: bipartite or argmax")
+  f.forced_opt = g.add_option("--forced-match", f.forced_match, "Stage-1 matching: bipartite or argmax")
                      ->check(CLI::IsMember({"bipartite", "argmax"}))
                      ->default_str(to_string(d.forced_match));
-  f.pos_opt = cmd.add_option("--pos-threshold", f.pos_threshold, "IoU at or above which a prior is positive")
+  f.pos_opt = g.add_option("--pos-threshold", f.pos_threshold, "IoU at or above which a prior is positive")
                   ->default_str(fmt::format("{}", d.pos_threshold));
-  f.neg_opt = cmd.add_option("--neg-threshold", f.neg_threshold,
+  f.neg_opt = g.add_option("--neg-threshold", f.neg_threshold,
                              "IoU below which a prior is negative; between the two it is ignored")
                   ->default_str("pos-threshold, no ignore band");
-  f.var_opt = cmd.add_option("--variances", f.variances, "Encoding variances XY,WH")
+  f.var_opt = g.add_option("--variances", f.variances, "Encoding variances XY,WH")
                   ->delimiter(',')
                   ->expected(2)
                   ->default_str(fmt::format("{},{}", d.variance_xy, d.variance_wh));
-  f.ratio_opt = cmd.add_option("--neg-pos-ratio", f.neg_pos_ratio, "Hard negatives per positive")
+  f.ratio_opt = g.add_option("--neg-pos-ratio", f.neg_pos_ratio, "Hard negatives per positive")
                     ->default_str(fmt::format("{}", d.neg_pos_ratio));
-  f.min_neg_opt = cmd.add_option("--min-negatives", f.min_negatives,
+  f.min_neg_opt = g.add_option("--min-negatives", f.min_negatives,
                                  "Mining target floor per image, so images without positives still mine")
                       ->default_str(fmt::format("{}", d.min_negatives_per_image));
-  f.alpha_opt = cmd.add_option("--alpha", f.alpha, "Weight of the localisation loss")
+  f.alpha_opt = g.add_option("--alpha", f.alpha, "Weight of the localisation loss")
                     ->default_str(fmt::format("{}", d.alpha));
-  f.beta_opt = cmd.add_option("--beta", f.beta, "Smooth L1 beta; 0 gives plain L1")
+  f.beta_opt = g.add_option("--beta", f.beta, "Smooth L1 beta; 0 gives plain L1")
                    ->default_str(fmt::format("{}", d.smooth_l1_beta));
 }
 

@@ -1,6 +1,7 @@
-// Flags shared by every subcommand that builds a workload or a configuration, defined once here so `eval`, `export`
-// and `datasets` spell, document and default them alike, and the run-time limits those subcommands share: the
-// memory a run needs (--dry-run) and the reference's bipartite cost, announced before a run that would look hung.
+// Flags shared by every subcommand that builds a workload or a configuration, defined once here as two CLI11 option
+// groups ("Workload", "Configuration") so `eval`, `export` and `datasets` spell, document and default them alike; and
+// what those subcommands share at run time: the memory a run needs (--dry-run) and the reference's bipartite cost,
+// announced before a run that would look hung.
 #pragma once
 
 #include <cstdint>
