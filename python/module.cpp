@@ -130,7 +130,7 @@ struct Outputs {
   Config config;
   ProblemShape shape;
   std::shared_ptr<const std::vector<float>> priors;
-  py::object gt_boxes, gt_labels, gt_offsets, conf, loc;  // None where the stage read no predictions
+  py::object gt_boxes, gt_labels, gt_offsets, conf, loc;  // conf and loc null where the stage read no predictions
   BatchOutputs out;
 
   int total_ground_truths() const { return static_cast<int>(out.forced_prior.size()); }
@@ -147,7 +147,7 @@ struct Outputs {
     c.shape = shape;
     c.priors = *priors;
     auto copy = [](const py::object& a, auto& into) {
-      if (a.is_none()) return;
+      if (!a || a.is_none()) return;
       auto array = py::reinterpret_borrow<py::array>(a);
       using V = typename std::decay_t<decltype(into)>::value_type;
       const V* p = static_cast<const V*>(array.data());

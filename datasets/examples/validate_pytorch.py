@@ -7,6 +7,8 @@ Shows the round trip for an implementation outside C++:
     /usr/bin/python3 datasets/examples/validate_pytorch.py /tmp/case /tmp/case/torch
     multibox validate --case /tmp/case --outputs /tmp/case/torch
 
+validate_pytorch_inprocess.py runs the same loss on named workloads without the files, through the Python package.
+
 The loss follows DESIGN.md in `argmax` mode (torchvision's SSDMatcher rule); on a `bipartite` case its matches
 differ wherever two ground truths share a best prior, and `multibox validate` says so quantity by quantity.
 """
@@ -44,16 +46,13 @@ def match_image(gt, priors_xyxy, pos_threshold, neg_threshold):
     return matches, forced
 
 
-def main(case_dir, out_dir):
-    case_dir, out_dir = pathlib.Path(case_dir), pathlib.Path(out_dir)
-    meta = json.loads((case_dir / "case.json").read_text())
-    cfg = meta["config"]
-    if cfg["forced_match"] != "argmax":
-        print(f"note: case uses {cfg['forced_match']} forced matching; this example implements argmax")
-    load = lambda name: torch.from_numpy(np.load(case_dir / f"{name}.npy"))
-    priors, boxes, labels, offsets = load("priors"), load("gt_boxes"), load("gt_labels").long(), load("gt_offsets")
-    conf = load("conf").requires_grad_()
-    loc = load("loc").requires_grad_()
+def pytorch_outputs(priors, boxes, labels, offsets, conf, loc, cfg):
+    """Every output quantity, as NumPy arrays named like a case's outputs folder (loss: a dict like loss.json).
+
+    Inputs are tensors in the case layout; `cfg` holds the case.json config fields."""
+    labels = labels.long()
+    conf = conf.detach().clone().requires_grad_()
+    loc = loc.detach().clone().requires_grad_()
     B, P, C = conf.shape
     pos_t = cfg["pos_threshold"]
     neg_t = cfg["neg_threshold"] if cfg["neg_threshold"] is not None else pos_t
@@ -96,22 +95,37 @@ def main(case_dir, out_dir):
     total = (conf_sum + cfg["alpha"] * loc_sum) / N if N > 0 else conf_sum * 0
     total.backward()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save = lambda name, array: np.save(out_dir / f"{name}.npy", array)
-    save("matches", matches.numpy().astype("<i4"))
-    save("forced_prior", torch.cat(forced_prior).numpy().astype("<i4"))
-    save("positives", num_pos.numpy().astype("<i4"))
-    save("unmatched_ground_truths", np.array(unmatched, dtype="<i4"))
-    save("targets", targets.numpy().astype("<f4"))
-    save("mined", mined.numpy().astype("u1"))
-    save("mined_negatives", mined.sum(dim=1).numpy().astype("<i4"))
-    save("grad_conf", conf.grad.numpy().astype("<f4"))
-    save("grad_loc", loc.grad.numpy().astype("<f4"))
     n = max(N, 1)
-    (out_dir / "loss.json").write_text(json.dumps({
-        "total": float(total), "conf": float(conf_sum) / n, "loc": float(loc_sum) / n,
-        "conf_sum": float(conf_sum), "loc_sum": float(loc_sum), "num_positives": N}))
-    print(f"wrote {out_dir}: loss {float(total):.7g}, N = {N}")
+    return {
+        "matches": matches.numpy().astype("<i4"),
+        "forced_prior": torch.cat(forced_prior).numpy().astype("<i4"),
+        "positives": num_pos.numpy().astype("<i4"),
+        "unmatched_ground_truths": np.array(unmatched, dtype="<i4"),
+        "targets": targets.numpy().astype("<f4"),
+        "mined": mined.numpy().astype("u1"),
+        "mined_negatives": mined.sum(dim=1).numpy().astype("<i4"),
+        "grad_conf": conf.grad.numpy().astype("<f4"),
+        "grad_loc": loc.grad.numpy().astype("<f4"),
+        "loss": {"total": float(total), "conf": float(conf_sum) / n, "loc": float(loc_sum) / n,
+                 "conf_sum": float(conf_sum), "loc_sum": float(loc_sum), "num_positives": N},
+    }
+
+
+def main(case_dir, out_dir):
+    case_dir, out_dir = pathlib.Path(case_dir), pathlib.Path(out_dir)
+    meta = json.loads((case_dir / "case.json").read_text())
+    cfg = meta["config"]
+    if cfg["forced_match"] != "argmax":
+        print(f"note: case uses {cfg['forced_match']} forced matching; this example implements argmax")
+    load = lambda name: torch.from_numpy(np.load(case_dir / f"{name}.npy"))
+    outputs = pytorch_outputs(*(load(name) for name in ("priors", "gt_boxes", "gt_labels", "gt_offsets", "conf", "loc")),
+                              cfg)
+    loss = outputs.pop("loss")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, array in outputs.items():
+        np.save(out_dir / f"{name}.npy", array)
+    (out_dir / "loss.json").write_text(json.dumps(loss))
+    print(f"wrote {out_dir}: loss {loss['total']:.7g}, N = {loss['num_positives']}")
 
 
 if __name__ == "__main__":
