@@ -131,7 +131,21 @@ struct Outputs {
   ProblemShape shape;
   std::shared_ptr<const std::vector<float>> priors;
   py::object gt_boxes, gt_labels, gt_offsets, conf, loc;  // conf and loc null where the stage read no predictions
-  BatchOutputs out;
+  BatchOutputs out;  // everything but the gradients
+  // The gradients live in NumPy arrays, allocated uninitialised: the backend writes every element, and zeroing B*P*C
+  // floats first (std::vector) doubled the cost of a training step's outputs.
+  py::array_t<float> grad_conf, grad_loc;
+
+  // `out` with the gradients copied in, for the comparator.
+  BatchOutputs complete() const {
+    BatchOutputs all = out;
+    auto copy = [](const py::array_t<float>& a, std::vector<float>& into) {
+      if (a) into.assign(a.data(), a.data() + a.size());
+    };
+    copy(grad_conf, all.grad_conf);
+    copy(grad_loc, all.grad_loc);
+    return all;
+  }
 
   int total_ground_truths() const { return static_cast<int>(out.forced_prior.size()); }
   bool produces(std::string_view quantity) const {
@@ -178,7 +192,7 @@ py::dict loss_dict(const LossTerms& l) {
 py::object quantity(py::object self, const std::string& name) {
   const Outputs& o = self.cast<const Outputs&>();
   if (!o.produces(name)) return py::none();
-  const py::ssize_t B = o.shape.batch, P = o.shape.num_priors, C = o.shape.num_classes, G = o.total_ground_truths();
+  const py::ssize_t B = o.shape.batch, P = o.shape.num_priors, G = o.total_ground_truths();
   const BatchOutputs& r = o.out;
   if (name == "matches") return view(r.matches.data(), {B, P}, self);
   if (name == "forced_prior") return view(r.forced_prior.data(), {G}, self);
@@ -188,8 +202,8 @@ py::object quantity(py::object self, const std::string& name) {
   if (name == "mined") return view(r.mined.data(), {B, P}, self);
   if (name == "mined_negatives") return view(r.mined_negatives.data(), {B}, self);
   if (name == "loss") return loss_dict(r.loss);
-  if (name == "grad_conf") return view(r.grad_conf.data(), {B, P, C}, self);
-  if (name == "grad_loc") return view(r.grad_loc.data(), {B, P, 4}, self);
+  if (name == "grad_conf") return o.grad_conf;
+  if (name == "grad_loc") return o.grad_loc;
   throw py::key_error(name);
 }
 
@@ -242,6 +256,10 @@ class PyPlan {
       result->conf = conf;
       result->loc = loc;
     }
+    if (stage >= Stage::backward) {
+      result->grad_conf = py::array_t<float>(std::vector<py::ssize_t>{B, P, C});
+      result->grad_loc = py::array_t<float>(std::vector<py::ssize_t>{B, P, 4});
+    }
     const GroundTruthView gt{boxes, labels, offsets};
     {
       py::gil_scoped_release unlocked;
@@ -250,8 +268,24 @@ class PyPlan {
       if (!plan_ || plan_->shape().batch != B || plan_->shape().max_ground_truths < G)
         prepare_for(static_cast<int>(B), static_cast<int>(G));
       result->shape = plan_->shape();
-      result->out = BatchOutputs(result->shape, static_cast<int>(G));
-      check(plan_->run(gt, pred, stage, result->out.view()));
+      // Only what the stage writes: a training step's forward pass need not fault in B*P*C gradient floats.
+      BatchOutputs& o = result->out;
+      const auto rows = static_cast<size_t>(B) * static_cast<size_t>(P);
+      o.matches.resize(rows);
+      o.forced_prior.resize(static_cast<size_t>(G));
+      o.positives.resize(static_cast<size_t>(B));
+      o.unmatched_ground_truths.resize(static_cast<size_t>(B));
+      if (stage >= Stage::encode) o.targets.resize(rows * 4);
+      if (stage >= Stage::forward) {
+        o.mined.resize(rows);
+        o.mined_negatives.resize(static_cast<size_t>(B));
+      }
+      OutputView into = o.view();
+      if (stage >= Stage::backward) {
+        into.grad_conf = {result->grad_conf.mutable_data(), rows * static_cast<size_t>(C)};
+        into.grad_loc = {result->grad_loc.mutable_data(), rows * 4};
+      }
+      check(plan_->run(gt, pred, stage, into));
     }
     return result;
   }
@@ -305,7 +339,7 @@ std::pair<BatchOutputs, std::vector<std::string>> candidate_outputs(const Output
                                         o.shape.batch, o.shape.num_priors, o.shape.num_classes,
                                         o.total_ground_truths(), expected.shape.batch, expected.shape.num_priors,
                                         expected.shape.num_classes, expected.total_ground_truths()));
-    return {o.out, quantities_of(std::min(o.stage, expected.stage))};
+    return {o.complete(), quantities_of(std::min(o.stage, expected.stage))};
   }
   if (!py::isinstance<py::dict>(candidate))
     throw py::type_error("candidate: expected multibox.Outputs or a dict of quantities (matches, forced_prior, "
@@ -379,7 +413,7 @@ struct Validation {
 Validation compare(const Outputs& expected, py::handle candidate) {
   auto [out, present] = candidate_outputs(expected, candidate);
   const Case c = expected.as_case();
-  Validation v{expected.backend, take(validate_case_outputs(c, expected.out, out, present))};
+  Validation v{expected.backend, take(validate_case_outputs(c, expected.complete(), out, present))};
   return v;
 }
 

@@ -71,6 +71,8 @@ class _BackendLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_classification, grad_regression):
         grad_conf, grad_loc = ctx.grads
+        # Dropped here so autograd can adopt the backend's buffers as .grad instead of copying B*P*C floats.
+        del ctx.grads
         # The backend's grad_loc is d(conf + alpha * loc)/d loc, i.e. already the gradient of the alpha-weighted term.
         scale = lambda g, grad: None if g is None else grad if float(g) == 1.0 else grad * g
         return scale(grad_classification, grad_conf), scale(grad_regression, grad_loc), None, None, None, None
