@@ -500,7 +500,8 @@ PYBIND11_MODULE(_multibox, m) {
       .def_property_readonly("num_priors", &PyPlan::num_priors)
       .def("run", &PyPlan::run, py::arg("gt_boxes"), py::arg("gt_labels"), py::arg("gt_offsets"),
            py::arg("conf") = py::none(), py::arg("loc") = py::none(), py::arg("stage") = "backward",
-           "Runs the stages up to `stage` (match, encode, forward, backward) and returns an Outputs.");
+           "Runs the stages up to `stage` (match, encode, forward, backward) and returns an Outputs. The Outputs hold "
+           "references to the input arrays (compare() reads them), so modify those only after the last compare().");
 
   m.def("prepare", &prepare, py::arg("priors"), py::arg("num_classes"), py::arg("config") = Config{},
         py::arg("backend") = "simd", py::arg("threads") = 0,
