@@ -4,13 +4,15 @@
 #   bash scripts/test.sh portable release without -march=native: the simd backend on Highway's baseline target,
 #                                 so its non-AVX-512 code paths build and pass too
 #   bash scripts/test.sh debug    debug preset (AddressSanitizer + UndefinedBehaviorSanitizer)
+#   bash scripts/test.sh tsan     ThreadSanitizer preset: builds and runs only the simd backend's threaded tests
+#                                 (its own and its conformance suite)
 # Exits non-zero when set-up, the build or any test fails.
 set -euo pipefail
 
 preset="${1:-release}"
 case "${preset}" in
-  release | portable | debug) ;;
-  *) echo "usage: bash scripts/test.sh [release|portable|debug]  (got '${preset}')" >&2; exit 2 ;;
+  release | portable | debug | tsan) ;;
+  *) echo "usage: bash scripts/test.sh [release|portable|debug|tsan]  (got '${preset}')" >&2; exit 2 ;;
 esac
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

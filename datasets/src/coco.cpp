@@ -35,6 +35,8 @@ Result<int64_t> integer_field(const json& obj, const char* key) {
   return it->get<int64_t>();
 }
 
+constexpr double kMaxImageSide = 0x1p31;
+
 Result<double> positive_number_field(const json& obj, const char* key) {
   const auto it = obj.find(key);
   if (it == obj.end()) return Status(ErrorCode::invalid_input, fmt::format("missing '{}'", key));
@@ -44,6 +46,10 @@ Result<double> positive_number_field(const json& obj, const char* key) {
   const double v = it->get<double>();
   if (!(v > 0) || !std::isfinite(v))
     return Status(ErrorCode::invalid_input, fmt::format("'{}' must be > 0, got {}", key, it->dump()));
+  // Image sides are pixel counts kept as int64 (CocoImage); a larger value would not convert (fuzz_coco.cpp).
+  if (v > kMaxImageSide)
+    return Status(ErrorCode::invalid_input,
+                  fmt::format("'{}' must be at most {} pixels, got {}", key, kMaxImageSide, it->dump()));
   return v;
 }
 
@@ -116,7 +122,7 @@ Result<CocoDataset> parse_coco(std::string_view json_text, const CocoOptions& op
   json doc;
   try {
     doc = json::parse(json_text.begin(), json_text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number such as 1e400 (fuzz_coco.cpp)
     return bad(source, fmt::format("malformed JSON: {}", e.what()));
   }
   if (!doc.is_object()) return bad(source, fmt::format("top level must be an object, got {}", type_of(doc)));

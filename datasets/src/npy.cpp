@@ -25,8 +25,8 @@ size_t item_size(DType dtype) {
   return 1;
 }
 
-Status bad(const std::filesystem::path& path, std::string what) {
-  return {ErrorCode::invalid_input, fmt::format("{}: {}", path.string(), what)};
+Status bad(std::string_view source, std::string what) {
+  return {ErrorCode::invalid_input, fmt::format("{}: {}", source, what)};
 }
 
 // The header is a Python dict literal such as {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }.
@@ -202,6 +202,16 @@ void byte_swap(std::vector<unsigned char>& bytes, size_t width) {
   for (size_t i = 0; i + width <= bytes.size(); i += width) std::reverse(bytes.begin() + i, bytes.begin() + i + width);
 }
 
+// A zero dimension empties the array whatever the others say, and parse() accepts (0, 2**48, 2**48): multiplying
+// those in any order would overflow (found by fuzz/fuzz_npy.cpp). Otherwise the product saturates at INT64_MAX.
+int64_t element_count(std::span<const int64_t> shape) {
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
+  int64_t n = 1;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<int64_t>::max();
+  return n;
+}
+
 bool same_rank_and_dims(std::span<const int64_t> expected, std::span<const int64_t> actual) {
   if (expected.size() != actual.size()) return false;
   for (size_t i = 0; i < expected.size(); ++i)
@@ -239,88 +249,85 @@ std::string format_shape(std::span<const int64_t> shape) {
   return out + ")";
 }
 
-int64_t Array::elements() const noexcept {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
+int64_t Array::elements() const noexcept { return element_count(shape); }
 
 Result<Array> read(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status{ErrorCode::io_error, fmt::format("{}: cannot open for reading", path.string())};
   std::vector<unsigned char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return Status{ErrorCode::io_error, fmt::format("{}: read error", path.string())};
+  return parse(file, path.string());
+}
 
-  if (file.size() < 10 || std::memcmp(file.data(), kMagic, sizeof kMagic) != 0)
-    return bad(path, "not a .npy file (missing the \\x93NUMPY magic)");
-  const int major = file[6];
-  const int minor = file[7];
+Result<Array> parse(std::span<const unsigned char> bytes, const std::string& source) {
+  if (bytes.size() < 10 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+    return bad(source, "not a .npy file (missing the \\x93NUMPY magic)");
+  const int major = bytes[6];
+  const int minor = bytes[7];
   if ((major != 1 && major != 2 && major != 3) || minor != 0)
-    return bad(path, fmt::format(".npy format version {}.{} is not supported (1.0, 2.0, 3.0 are)", major, minor));
+    return bad(source, fmt::format(".npy format version {}.{} is not supported (1.0, 2.0, 3.0 are)", major, minor));
   size_t header_len = 0;
   size_t header_start = 0;
   if (major == 1) {
-    header_len = file[8] | (size_t{file[9]} << 8);
+    header_len = bytes[8] | (size_t{bytes[9]} << 8);
     header_start = 10;
   } else {
-    if (file.size() < 12) return bad(path, "truncated: the file ends inside the header length");
-    header_len = file[8] | (size_t{file[9]} << 8) | (size_t{file[10]} << 16) | (size_t{file[11]} << 24);
+    if (bytes.size() < 12) return bad(source, "truncated: the file ends inside the header length");
+    header_len = bytes[8] | (size_t{bytes[9]} << 8) | (size_t{bytes[10]} << 16) | (size_t{bytes[11]} << 24);
     header_start = 12;
   }
-  if (file.size() < header_start + header_len)
-    return bad(path, fmt::format("truncated: header declares {} bytes but only {} follow", header_len,
-                                 file.size() - header_start));
-  const std::string_view header(reinterpret_cast<const char*>(file.data()) + header_start, header_len);
+  if (bytes.size() < header_start + header_len)
+    return bad(source, fmt::format("truncated: header declares {} bytes but only {} follow", header_len,
+                                   bytes.size() - header_start));
+  const std::string_view header(reinterpret_cast<const char*>(bytes.data()) + header_start, header_len);
 
   HeaderParser parser(header);
   auto fields = parser.parse();
-  if (!fields) return bad(path, "malformed header: " + parser.error());
-  if (!fields->descr) return bad(path, "malformed header: no 'descr' key");
-  if (!fields->fortran_order) return bad(path, "malformed header: no 'fortran_order' key");
-  if (!fields->shape) return bad(path, "malformed header: no 'shape' key");
+  if (!fields) return bad(source, "malformed header: " + parser.error());
+  if (!fields->descr) return bad(source, "malformed header: no 'descr' key");
+  if (!fields->fortran_order) return bad(source, "malformed header: no 'fortran_order' key");
+  if (!fields->shape) return bad(source, "malformed header: no 'shape' key");
   std::string why;
   auto parsed = parse_descr(*fields->descr, why);
-  if (!parsed) return bad(path, why);
+  if (!parsed) return bad(source, why);
 
   Array array;
   array.dtype = parsed->dtype;
   array.shape = std::move(*fields->shape);
   if (*fields->fortran_order && array.shape.size() > 1)
-    return bad(path, "array is in Fortran order; save a C-order array (np.ascontiguousarray)");
+    return bad(source, "array is in Fortran order; save a C-order array (np.ascontiguousarray)");
 
   const size_t width = item_size(array.dtype);
   const size_t data_start = header_start + header_len;
-  const size_t available = file.size() - data_start;
+  const size_t available = bytes.size() - data_start;
   // Bounded product: a hostile shape such as (2**40, 2**40) must not wrap around to a small byte count.
   size_t expected_bytes = width;
   if (std::find(array.shape.begin(), array.shape.end(), 0) != array.shape.end()) expected_bytes = 0;
   for (int64_t d : array.shape) {
     if (expected_bytes == 0) break;
     if (expected_bytes > std::numeric_limits<size_t>::max() / static_cast<size_t>(d))
-      return bad(path, fmt::format("truncated: shape {} of {} needs more data bytes than the {} present",
-                                   format_shape(array.shape), to_string(array.dtype), available));
+      return bad(source, fmt::format("truncated: shape {} of {} needs more data bytes than the {} present",
+                                     format_shape(array.shape), to_string(array.dtype), available));
     expected_bytes *= static_cast<size_t>(d);
   }
   if (available < expected_bytes)
-    return bad(path, fmt::format("truncated: shape {} of {} needs {} data bytes but only {} are present",
-                                 format_shape(array.shape), to_string(array.dtype), expected_bytes, available));
+    return bad(source, fmt::format("truncated: shape {} of {} needs {} data bytes but only {} are present",
+                                   format_shape(array.shape), to_string(array.dtype), expected_bytes, available));
   if (available > expected_bytes)
-    return bad(path, fmt::format("{} unexpected trailing bytes after the {} data bytes of shape {}",
-                                 available - expected_bytes, expected_bytes, format_shape(array.shape)));
-  array.bytes.assign(file.begin() + static_cast<std::ptrdiff_t>(data_start), file.end());
+    return bad(source, fmt::format("{} unexpected trailing bytes after the {} data bytes of shape {}",
+                                   available - expected_bytes, expected_bytes, format_shape(array.shape)));
+  array.bytes.assign(bytes.begin() + static_cast<std::ptrdiff_t>(data_start), bytes.end());
   if (parsed->swap) byte_swap(array.bytes, width);
   return array;
 }
 
 Status write(const std::filesystem::path& path, DType dtype, std::span<const int64_t> shape, const void* data,
              size_t elements) {
-  int64_t expected = 1;
-  for (int64_t d : shape) {
+  for (int64_t d : shape)
     if (d < 0)
       return {ErrorCode::invalid_input, fmt::format("{}: negative dimension in shape {}", path.string(),
                                                     format_shape(shape))};
-    expected *= d;
-  }
+  const int64_t expected = element_count(shape);
   if (static_cast<size_t>(expected) != elements)
     return {ErrorCode::shape_mismatch, fmt::format("{}: {} elements do not fill shape {} ({} elements)",
                                                    path.string(), elements, format_shape(shape), expected)};
@@ -374,8 +381,8 @@ Result<std::vector<T>> read_as(const std::filesystem::path& path, std::span<cons
   auto array = read(path);
   if (!array) return array.status();
   if (array->dtype != DTypeOf<T>::value)
-    return bad(path, fmt::format("dtype is {} but {} ({}) is required", to_string(array->dtype),
-                                 to_string(DTypeOf<T>::value), descr(DTypeOf<T>::value)));
+    return bad(path.string(), fmt::format("dtype is {} but {} ({}) is required", to_string(array->dtype),
+                                          to_string(DTypeOf<T>::value), descr(DTypeOf<T>::value)));
   if (!same_rank_and_dims(expected, array->shape))
     return Status{ErrorCode::shape_mismatch,
                   fmt::format("{}: shape is {} but {} is required", path.string(), format_shape(array->shape),

@@ -53,6 +53,8 @@ struct Array {
 // name the file and what is wrong: bad magic, unsupported version, malformed header, unsupported dtype,
 // Fortran order, truncated data, trailing bytes.
 Result<Array> read(const std::filesystem::path& path);
+// The same checks on a whole file already in memory; `source` names it in errors. read() is this on the file's bytes.
+Result<Array> parse(std::span<const unsigned char> bytes, const std::string& source);
 
 // Writes version 1.0 (2.0 when the header needs more than 65535 bytes), header padded to 64 bytes like numpy.
 // `data` must hold exactly product(shape) elements of `dtype`.
