@@ -39,7 +39,7 @@ while (($#)); do
     --ci)
       quick=1 threshold=0.5 baseline=reports/baseline
       [[ -f build/release/junit.xml ]] && junit+=(--junit-head "$ROOT/build/release/junit.xml") ;;
-    --refresh-baseline) refresh=${2:-reports/baseline}; [[ $# -gt 1 ]] && shift ;;
+    --refresh-baseline) quick=1 refresh=reports/baseline ;;
     -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) positional+=("$1") ;;
   esac
