@@ -72,8 +72,11 @@ build_revision() {
     build=$src/build/release
   fi
   # The preset pins the flags (Release, -march=native via MULTIBOX_NATIVE). An existing build/release keeps its
-  # cache (reconfiguring would change the options the tests were built with there).
-  (cd "$src" && { [[ -f $build/CMakeCache.txt ]] || cmake --preset release >&2; } \
+  # cache (reconfiguring would change the options the tests were built with there). A worktree of another revision
+  # is built without CUDA: neither tier runs the cuda benchmarks (gpu_check.sh does), and nvcc would add minutes.
+  local extra=()
+  [[ -n $rev ]] && extra=(-DMULTIBOX_CUDA=OFF)
+  (cd "$src" && { [[ -f $build/CMakeCache.txt ]] || cmake --preset release "${extra[@]}" >&2; } \
      && cmake --build --preset release -j"$(nproc)" --target multibox_bench >&2)
   echo "$build/bin/multibox_bench"
 }
