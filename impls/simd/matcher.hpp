@@ -23,8 +23,11 @@ struct MatchScratch {
   hwy::AlignedFreeUniquePtr<float[]> best_iou;    // [padded] best IoU of each prior over the image's GTs
   hwy::AlignedFreeUniquePtr<int32_t[]> best_gt;   // [padded] that GT (lowest index on ties), -1 if all IoUs are 0
   hwy::AlignedFreeUniquePtr<float[]> available;   // [padded] 1, or 0 once bipartite stage 1 has taken the prior
+  hwy::AlignedFreeUniquePtr<float[]> gt_arg_value;  // [G][lanes] each GT's running lane argmax: IoU
+  hwy::AlignedFreeUniquePtr<int32_t[]> gt_arg_index;  // [G][lanes] and prior
   std::vector<int32_t> owner;                     // [P] argmax mode: the GT claiming the prior, -1 otherwise
   std::vector<GroundTruthBox> gt_box;             // [G]
+  BoundingBoxes gt_bounds;                        // [G rounded up to kMaxTestLanes], past G: empty boxes
   std::vector<float> gt_best_iou;                 // [G]
   std::vector<int32_t> gt_best_prior;             // [G]
   std::vector<uint8_t> gt_done;                   // [G]

@@ -1,11 +1,14 @@
 #include "simd/prior_layout.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/math.hpp"
 
 namespace multibox::simd {
 namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
 
 void bound(BoundingBoxes& out, size_t i, const float* x1, const float* y1, const float* x2, const float* y2,
            size_t n) {
@@ -41,13 +44,22 @@ PriorLayout PriorLayout::build(std::span<const float> priors, int count) {
   }
 
   const size_t blocks = padded / kBlock;
-  layout.blocks.resize(blocks);
+  const size_t supers = (blocks + kSuperBlock - 1) / kSuperBlock;
+  const size_t padded_supers = (supers + kMaxTestLanes - 1) / kMaxTestLanes * kMaxTestLanes;
+  layout.super_block_count = static_cast<int>(supers);
+  layout.padded_super_blocks = static_cast<int>(padded_supers);
+  layout.blocks.resize(padded_supers * kSuperBlock);
+  layout.super_blocks.resize(padded_supers);
+  for (BoundingBoxes* bb : {&layout.blocks, &layout.super_blocks}) {
+    std::fill(bb->x1.begin(), bb->x1.end(), kInf);
+    std::fill(bb->y1.begin(), bb->y1.end(), kInf);
+    std::fill(bb->x2.begin(), bb->x2.end(), -kInf);
+    std::fill(bb->y2.begin(), bb->y2.end(), -kInf);
+  }
   for (size_t k = 0; k < blocks; ++k) {
     const size_t first = k * kBlock;
     bound(layout.blocks, k, &layout.x1[first], &layout.y1[first], &layout.x2[first], &layout.y2[first], kBlock);
   }
-  const size_t supers = (blocks + kSuperBlock - 1) / kSuperBlock;
-  layout.super_blocks.resize(supers);
   for (size_t s = 0; s < supers; ++s) {
     const size_t first = s * kSuperBlock;
     const size_t n = std::min<size_t>(kSuperBlock, blocks - first);

@@ -17,10 +17,16 @@ inline constexpr int kBlock = 16;
 // Blocks per super-block: a two-level test keeps the skip test cheap for 100+ ground truths on 24564 priors.
 inline constexpr int kSuperBlock = 16;
 
+// Past the real groups, entries are empty boxes (x1 = y1 = +inf, x2 = y2 = -inf) that intersect nothing, so the
+// tests can run on whole vectors of groups.
 struct BoundingBoxes {
   std::vector<float> x1, y1, x2, y2;
   void resize(size_t n) { x1.resize(n), y1.resize(n), x2.resize(n), y2.resize(n); }
 };
+
+// Super-blocks are padded to a multiple of this, and blocks to that many whole super-blocks: the most lanes a
+// block test reads at once (one AVX-512 vector of floats).
+inline constexpr int kMaxTestLanes = 16;
 
 struct PriorLayout {
   int count = 0;   // P
@@ -30,11 +36,13 @@ struct PriorLayout {
   // a block's bounding box.
   hwy::AlignedFreeUniquePtr<float[]> x1, y1, x2, y2, area;
   std::vector<float> centre_size;  // [P][4] (cx, cy, w, h), for encoding
-  BoundingBoxes blocks;            // [padded / kBlock]
-  BoundingBoxes super_blocks;      // [ceil(blocks / kSuperBlock)]
+  BoundingBoxes blocks;            // [padded_super_blocks * kSuperBlock], real ones: [padded / kBlock]
+  BoundingBoxes super_blocks;      // [padded_super_blocks], real ones: [ceil(blocks / kSuperBlock)]
+  int super_block_count = 0;       // real super-blocks
+  int padded_super_blocks = 0;     // super_block_count rounded up to a multiple of kMaxTestLanes
 
   int num_blocks() const noexcept { return padded / kBlock; }
-  int num_super_blocks() const noexcept { return static_cast<int>(super_blocks.x1.size()); }
+  int num_super_blocks() const noexcept { return super_block_count; }
 
   static PriorLayout build(std::span<const float> priors, int count);
 };
