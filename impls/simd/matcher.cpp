@@ -184,26 +184,32 @@ void argmax(int G, int32_t* forced_prior, MatchScratch& s) {
     if (s.gt_best_prior[g] >= 0) s.owner[s.gt_best_prior[g]] = -1;
 }
 
-// Stage 2 for every prior, from its best GT; records the positives. Forced priors are overwritten afterwards.
-void threshold_matches(const PriorLayout& priors, const Config& config, int32_t* matches, MatchScratch& s) {
+// Stage 2 for priors [begin, end) (begin a multiple of the lanes), from their best GT; records the positives in
+// increasing order. Forced priors are overwritten afterwards.
+void threshold_matches(const Config& config, size_t begin, size_t end, int32_t* matches, MatchScratch& s) {
   const DF d;
   const DI di;
   const size_t N = hn::Lanes(d);
-  const size_t P = static_cast<size_t>(priors.count);
   const float pos = config.pos_threshold, neg = config.negative_threshold();
   const VF vpos = hn::Set(d, pos), vneg = hn::Set(d, neg);
   const VI negative = hn::Set(di, -1), ignored = hn::Set(di, -2);
-  size_t j = 0;
-  for (; j + N <= P; j += N) {
+  size_t j = begin;
+  for (; j + N <= end; j += N) {
     const VF best = hn::Load(d, &s.best_iou[j]);
     const auto positive = hn::RebindMask(di, hn::Ge(best, vpos));
     const VI fallback = hn::IfThenElse(hn::RebindMask(di, hn::Lt(best, vneg)), negative, ignored);
     hn::StoreU(hn::IfThenElse(positive, hn::Load(di, &s.best_gt[j]), fallback), di, matches + j);
-    if (!hn::AllFalse(di, positive))
-      for (size_t l = j; l < j + N; ++l)
-        if (matches[l] >= 0) s.positive_priors.push_back(static_cast<int32_t>(l));
+    if (hn::AllFalse(di, positive)) continue;
+    // From the mask rather than from matches[], which would read back the vector just stored lane by lane.
+    uint8_t bytes[(HWY_MAX_BYTES / sizeof(float) + 31) / 32 * 4] = {};
+    hn::StoreMaskBits(di, positive, bytes);
+    for (size_t w = 0; w * 32 < N; ++w) {
+      uint32_t word;
+      std::memcpy(&word, bytes + w * 4, sizeof(word));
+      for_each_bit(word, [&](size_t l) { s.positive_priors.push_back(static_cast<int32_t>(j + w * 32 + l)); });
+    }
   }
-  for (; j < P; ++j) {
+  for (; j < end; ++j) {
     const float best = s.best_iou[j];
     matches[j] = best >= pos ? s.best_gt[j] : (best < neg ? -1 : -2);
     if (matches[j] >= 0) s.positive_priors.push_back(static_cast<int32_t>(j));
@@ -233,13 +239,12 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
                        int32_t* matches, int32_t* forced_prior, float* targets, MatchScratch& s) {
   const DF d;
   const DI di;
-  std::fill_n(s.best_iou.get(), priors.padded, 0.0f);
-  std::fill_n(s.best_gt.get(), priors.padded, -1);
   GroundTruthBox* gts = s.gt_box.data();
 
-  // Every GT's argmax and every prior's best GT, a super-block at a time: the GTs that may overlap it, in
-  // increasing order, each over its blocks there. The super-block's priors and best-GT entries (7 KiB) stay in L1
-  // across its GTs; a whole pass per GT read them from L2 (245 KiB at 8732 priors). A prior still sees its GTs in
+  // Every GT's argmax and every prior's best GT and stage-2 match, a super-block at a time: the GTs that may
+  // overlap it, in increasing order, each over its blocks there, then the thresholds. The super-block's priors and
+  // best-GT entries (7 KiB) stay in L1 from their reset to their thresholds; a whole pass per GT read them from L2
+  // (245 KiB at 8732 priors), and the reset and the thresholds were two more passes. A prior still sees its GTs in
   // increasing order under a strict '>', so it keeps the lowest GT index on ties, and each GT's lane argmax sees
   // its priors in increasing order, carried from one super-block to the next in gt_arg_value / gt_arg_index.
   const size_t N = hn::Lanes(d);
@@ -264,9 +269,14 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
   float* HWY_RESTRICT best_iou = s.best_iou.get();
   int32_t* HWY_RESTRICT best_gt = s.best_gt.get();
   const VI lane = hn::Iota(di, 0);
+  s.positive_priors.clear();
   for (size_t sb = 0; sb < static_cast<size_t>(priors.num_super_blocks()); ++sb) {
     const BoxVectors super_box(priors.super_blocks, sb);
     const size_t first_block = sb * kSuperBlock;
+    const size_t first_prior = first_block * kBlock;
+    const size_t padded_end = std::min(static_cast<size_t>(priors.padded), first_prior + kSuperBlock * kBlock);
+    std::fill(best_iou + first_prior, best_iou + padded_end, 0.0f);
+    std::fill(best_gt + first_prior, best_gt + padded_end, -1);
     for (size_t g0 = 0; g0 < G_padded; g0 += kMaxTestLanes)
       for_each_bit(intersect_bits(gt_bounds, g0, super_box), [&](size_t i) {
         const size_t g = g0 + i;
@@ -285,6 +295,7 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
         hn::Store(arg.value, d, arg_value + g * N);
         hn::Store(arg.index, di, arg_index + g * N);
       });
+    threshold_matches(config, first_prior, std::min(static_cast<size_t>(priors.count), padded_end), matches, s);
   }
   for (int g = 0; g < G; ++g) {
     const LaneArgmax arg(hn::Load(d, arg_value + static_cast<size_t>(g) * N),
@@ -295,8 +306,6 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
   if (config.forced_match == ForcedMatch::bipartite) bipartite(priors, G, forced_prior, s);
   else argmax(G, forced_prior, s);
 
-  s.positive_priors.clear();
-  threshold_matches(priors, config, matches, s);
   for (int g = 0; g < G; ++g) {
     const int32_t p = forced_prior[g];
     if (p < 0) continue;
