@@ -110,7 +110,7 @@ HWY_INLINE void for_each_overlapping_vector(const PriorLayout& priors, const Gro
 // keeps the lowest index per lane; the final reduction keeps the lowest index among lanes holding the maximum.
 struct LaneArgmax {
   VF value;
-  VI index;
+  VI index;  // the first prior of the vector that gave `value`; result() adds the lane (one masked broadcast here)
   // Iota built once: Highway 1.0.3's Iota writes 16 lanes to the stack and reloads them as one vector, a failed
   // store-to-load forward; per prior vector that stall took 41% of matching's samples at 100 objects per image
   // (perf, objects-100 match stage), the instruction right after that reload.
@@ -123,7 +123,7 @@ struct LaneArgmax {
     const DI di;
     const auto better = hn::Gt(iou, value);
     value = hn::IfThenElse(better, iou, value);
-    index = hn::IfThenElse(hn::RebindMask(di, better), hn::Add(lane, hn::Set(di, static_cast<int32_t>(first))), index);
+    index = hn::IfThenElse(hn::RebindMask(di, better), hn::Set(di, static_cast<int32_t>(first)), index);
   }
 
   // (best IoU, lowest prior holding it); (0, -1) when every IoU is 0, since only IoU > 0 is eligible.
@@ -133,7 +133,9 @@ struct LaneArgmax {
     const VF max = hn::MaxOfLanes(d, value);
     const float best = hn::GetLane(max);
     if (!(best > 0.0f)) return {0.0f, -1};
-    const VI candidates = hn::IfThenElse(hn::RebindMask(di, hn::Eq(value, max)), index, hn::Set(di, INT32_MAX));
+    // Lanes holding the maximum (> 0) were all updated, so their index is a real vector's first prior.
+    const VI candidates =
+        hn::IfThenElse(hn::RebindMask(di, hn::Eq(value, max)), hn::Add(index, lane), hn::Set(di, INT32_MAX));
     return {best, hn::GetLane(hn::MinOfLanes(di, candidates))};
   }
 };
@@ -286,10 +288,10 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
         for_each_bit(intersect_bits(priors.blocks, first_block, BoxVectors(gts[g])), [&](size_t k) {
           kernel.block(first_block + k, [&](size_t j, VF iou) {
             arg.update(j, iou);
-            const VF best = hn::Load(d, best_iou + j);
-            const auto better = hn::Gt(iou, best);
-            hn::Store(hn::IfThenElse(better, iou, best), d, best_iou + j);
-            hn::Store(hn::IfThenElse(hn::RebindMask(di, better), gv, hn::Load(di, best_gt + j)), di, best_gt + j);
+            // Masked stores: no blend on the vector ports, which the division shares.
+            const auto better = hn::Gt(iou, hn::Load(d, best_iou + j));
+            hn::BlendedStore(iou, better, d, best_iou + j);
+            hn::BlendedStore(gv, hn::RebindMask(di, better), di, best_gt + j);
           });
         });
         hn::Store(arg.value, d, arg_value + g * N);
