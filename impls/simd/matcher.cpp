@@ -154,22 +154,32 @@ std::pair<float, int32_t> best_free_prior(const PriorLayout& priors, const Groun
 // the GT is re-scanned and the round repeats. Stale values only over-estimate, so a fresh winner is the true
 // global best pair, with the same tie rules as the literal loop.
 void bipartite(const PriorLayout& priors, int G, int32_t* forced_prior, MatchScratch& s) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
   const GroundTruthBox* gts = s.gt_box.data();
-  std::fill_n(s.gt_done.begin(), G, 0);
+  // A GT drops out of the rounds by getting best IoU 0 (only IoU > 0 is eligible), so a round is a vector max
+  // over gt_best_iou (zero past G) and a search for its first lane: the scalar scan of every GT per round was 12%
+  // of match_image's samples at 100 objects.
+  float* iou = s.gt_best_iou.data();
+  const size_t G_vectors = (static_cast<size_t>(G) + N - 1) / N * N;
   for (int assigned = 0; assigned < G;) {
-    float best = 0.0f;
-    int g_best = -1;
-    for (int g = 0; g < G; ++g)
-      if (!s.gt_done[g] && s.gt_best_iou[g] > best) best = s.gt_best_iou[g], g_best = g;
-    if (g_best < 0) break;
+    VF max = hn::Zero(d);
+    for (size_t g0 = 0; g0 < G_vectors; g0 += N) max = hn::Max(max, hn::LoadU(d, iou + g0));
+    const VF best = hn::MaxOfLanes(d, max);
+    if (!(hn::GetLane(best) > 0.0f)) break;
+    int g_best = -1;  // the lowest GT holding the maximum, as a strict '>' scan would pick
+    for (size_t g0 = 0; g_best < 0; g0 += N) {
+      const intptr_t lane = hn::FindFirstTrue(d, hn::Eq(hn::LoadU(d, iou + g0), best));
+      if (lane >= 0) g_best = static_cast<int>(g0) + static_cast<int>(lane);
+    }
     const int32_t p = s.gt_best_prior[g_best];
     if (s.available[p] == 0.0f) {
-      std::tie(s.gt_best_iou[g_best], s.gt_best_prior[g_best]) = best_free_prior(priors, gts[g_best], s.available.get());
+      std::tie(iou[g_best], s.gt_best_prior[g_best]) = best_free_prior(priors, gts[g_best], s.available.get());
       continue;
     }
     forced_prior[g_best] = p;
     s.available[p] = 0.0f;
-    s.gt_done[g_best] = 1;
+    iou[g_best] = 0.0f;
     ++assigned;
   }
   for (int g = 0; g < G; ++g)  // leave the mask all-ones for the next image
@@ -229,7 +239,7 @@ MatchScratch::MatchScratch(const PriorLayout& priors, int max_ground_truths)
       gt_arg_index(hwy::AllocateAligned<int32_t>(static_cast<size_t>(std::max(max_ground_truths, 1)) * hn::Lanes(DF()))),
       owner(priors.count, -1),
       gt_box(max_ground_truths),
-      gt_best_iou(max_ground_truths),
+      gt_best_iou((static_cast<size_t>(max_ground_truths) + hn::Lanes(DF()) - 1) / hn::Lanes(DF()) * hn::Lanes(DF())),
       gt_best_prior(max_ground_truths),
       gt_done(max_ground_truths) {
   gt_bounds.resize((static_cast<size_t>(max_ground_truths) + kMaxTestLanes - 1) / kMaxTestLanes * kMaxTestLanes);
@@ -304,6 +314,7 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
                          hn::Load(di, arg_index + static_cast<size_t>(g) * N), lane);
     std::tie(s.gt_best_iou[g], s.gt_best_prior[g]) = arg.result();
   }
+  std::fill(s.gt_best_iou.begin() + G, s.gt_best_iou.end(), 0.0f);  // whole vectors for bipartite's rounds
 
   if (config.forced_match == ForcedMatch::bipartite) bipartite(priors, G, forced_prior, s);
   else argmax(G, forced_prior, s);
@@ -317,7 +328,7 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
 
   ImageMatch result;
   result.positives = static_cast<int32_t>(s.positive_priors.size());
-  std::fill_n(s.gt_done.begin(), G, 0);  // reused as "has a prior"
+  std::fill_n(s.gt_done.begin(), G, 0);  // whether the GT has a prior
   for (int32_t p : s.positive_priors) s.gt_done[matches[p]] = 1;
   result.unmatched_ground_truths = static_cast<int32_t>(G - std::count(s.gt_done.begin(), s.gt_done.begin() + G, 1));
 

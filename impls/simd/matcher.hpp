@@ -28,7 +28,7 @@ struct MatchScratch {
   std::vector<int32_t> owner;                     // [P] argmax mode: the GT claiming the prior, -1 otherwise
   std::vector<GroundTruthBox> gt_box;             // [G]
   BoundingBoxes gt_bounds;                        // [G rounded up to kMaxTestLanes], past G: empty boxes
-  std::vector<float> gt_best_iou;                 // [G]
+  std::vector<float> gt_best_iou;                 // [G rounded up to whole vectors], 0 past G
   std::vector<int32_t> gt_best_prior;             // [G]
   std::vector<uint8_t> gt_done;                   // [G]
   std::vector<int32_t> positive_priors;           // [P] priors matched in this image, in no particular order
