@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace multibox::simd {
@@ -28,7 +29,8 @@ class ImagePool {
   // calls have returned, their writes visible to the caller. Not reentrant: one run() at a time.
   template <class Fn>
   void run(int count, Fn&& fn) {
-    run_erased(count, [](void* f, int item, int worker) { (*static_cast<Fn*>(f))(item, worker); }, &fn);
+    using F = std::remove_reference_t<Fn>;
+    run_erased(count, [](void* f, int item, int worker) { (*static_cast<F*>(f))(item, worker); }, &fn);
   }
 
  private:

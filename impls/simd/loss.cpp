@@ -273,26 +273,37 @@ uint32_t bucket_boundary(const std::vector<uint32_t>& histogram, int64_t quota) 
   return boundary;
 }
 
-// Puts the `quota` hardest entries first (in no particular order), given a boundary with at least `quota` entries
-// at or above it: those few are compacted to the front and nth_element runs on them alone. Exact: every one of the
-// quota hardest lies at or above the boundary, ties included.
-void select_above(std::vector<NegativeCe>& negatives, int64_t quota, uint32_t boundary) {
+// Puts the `quota` hardest of the `count` entries first (in no particular order), given a boundary with at least
+// `quota` entries at or above it: those few are compacted to the front and nth_element runs on them alone. Exact:
+// every one of the quota hardest lies at or above the boundary, ties included.
+void select_above(NegativeCe* negatives, size_t count, int64_t quota, uint32_t boundary) {
   size_t kept = 0;
-  for (size_t i = 0; i < negatives.size(); ++i) {  // branch-free stable compaction
+  for (size_t i = 0; i < count; ++i) {  // branch-free stable compaction
     const NegativeCe e = negatives[i];
     negatives[kept] = e;
     kept += ce_bucket(e.ce) >= boundary;
   }
   auto harder = [](const NegativeCe& a, const NegativeCe& b) { return core::harder_negative(a.ce, a.prior, b.ce, b.prior); };
-  if (quota < static_cast<int64_t>(kept))
-    std::nth_element(negatives.begin(), negatives.begin() + (quota - 1), negatives.begin() + kept, harder);
+  if (quota < static_cast<int64_t>(kept)) std::nth_element(negatives, negatives + (quota - 1), negatives + kept, harder);
 }
 
-void select_hardest(std::vector<NegativeCe>& negatives, int64_t quota, std::vector<uint32_t>& histogram) {
-  if (quota <= 0 || quota >= static_cast<int64_t>(negatives.size())) return;
+void select_hardest(NegativeCe* negatives, size_t count, int64_t quota, std::vector<uint32_t>& histogram) {
+  if (quota <= 0 || quota >= static_cast<int64_t>(count)) return;
   std::fill(histogram.begin(), histogram.end(), 0u);
-  for (const NegativeCe& e : negatives) ++histogram[ce_bucket(e.ce)];
-  select_above(negatives, quota, bucket_boundary(histogram, quota));
+  for (size_t i = 0; i < count; ++i) ++histogram[ce_bucket(negatives[i].ce)];
+  select_above(negatives, count, quota, bucket_boundary(histogram, quota));
+}
+
+// Calls fn(lane) for every lane set in `mask`, lowest first: the scans below find a few rows among many, so they
+// test a vector of rows at a time and visit only the hits.
+template <class D, class Fn>
+HWY_INLINE void for_each_set_lane(D d, hn::Mask<D> mask, Fn fn) {
+  uint8_t bytes[8] = {};
+  static_assert(hn::MaxLanes(D()) <= 64, "a lane bit per bit of a uint64_t");
+  hn::StoreMaskBits(d, mask, bytes);
+  uint64_t bits;
+  std::memcpy(&bits, bytes, sizeof bits);
+  for (; bits != 0; bits &= bits - 1) fn(static_cast<int>(__builtin_ctzll(bits)));
 }
 
 // Asks for a row's cache lines ahead of its use, for the scattered rows of the exact pass.
@@ -315,10 +326,25 @@ bool any_non_finite(const float* x, size_t n) {
   return !(hn::GetLane(hn::SumOfLanes(d, probe)) + tail == 0.0f);
 }
 
+struct ChunkRange {
+  int first, end;
+};
+ChunkRange chunk_range(int num_priors, int chunk) {
+  const int first = chunk * kLossChunkRows;
+  return {first, std::min(num_priors, first + kLossChunkRows)};
+}
+
+// Pass 1 over one chunk's rows: the row maximum and bounds on each negative's CE, and (backward) zeros streamed over
+// the chunk's gradient rows, group by group, so the writes overlap the reads. Mining needs only the K hardest
+// negatives' CEs; a negative whose upper bound is below the K-th largest lower bound cannot be among them, so its
+// exact CE (an exp per logit) is never computed. On SSD300/COCO-like logits that skips ~95% of the rows.
+// `matched`: the image's matches are known, so the bounds of rows that are not negatives are zeroed, the negatives
+// counted and the lower bounds counted into the histogram as they are formed (an image on one thread). Otherwise
+// (an image split across threads, its pass 1 running beside its matching) select_impl does that afterwards.
 template <bool kCheck>
-ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
-                          LossScratch& s) {
+void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched) {
   const int P = in.num_priors;
+  const auto [c0, c1] = chunk_range(P, chunk);
   const size_t C = static_cast<size_t>(in.num_classes);
   const DF d;
   const hn::RebindToSigned<DF> di;
@@ -326,35 +352,29 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
   using VI = hn::Vec<decltype(di)>;
   const size_t lanes = hn::Lanes(d);
   const bool backward = out.grad_conf != nullptr;
-  const bool gradients = backward && in.batch_positives > 0;
-  const double n = static_cast<double>(in.batch_positives);
-  const float inv_n = in.batch_positives > 0 ? static_cast<float>(1.0 / n) : 0.0f;
-  const double beta = config.smooth_l1_beta, alpha = config.alpha;
   auto logits = [&](int p) { return in.conf + static_cast<size_t>(p) * C; };
-
-  ImageLoss result;
+  LossChunk& r = s.chunks[chunk];
+  r = LossChunk{};
   if constexpr (kCheck) {
-    result.non_finite_prediction = any_non_finite(in.loc, static_cast<size_t>(P) * 4);
-    if (result.non_finite_prediction) return result;
+    r.non_finite = any_non_finite(in.loc + static_cast<size_t>(c0) * 4, static_cast<size_t>(c1 - c0) * 4);
+    if (r.non_finite) return;
   }
-  std::memset(out.mined, 0, static_cast<size_t>(P));
-  if (backward) stream_zero(out.grad_loc, static_cast<size_t>(P) * 4);
+  std::memset(out.mined + c0, 0, static_cast<size_t>(c1 - c0));
+  if (backward) stream_zero(out.grad_loc + static_cast<size_t>(c0) * 4, static_cast<size_t>(c1 - c0) * 4);
 
-  // Pass 1, over every row: the row maximum and bounds on each negative's CE, and (backward) zeros streamed over the
-  // whole gradient, group by group, so the writes overlap the reads. Mining needs only the K hardest negatives'
-  // CEs; a negative whose upper bound is below the K-th largest lower bound cannot be among them, so its exact CE
-  // (an exp per logit) is never computed. On SSD300/COCO-like logits that skips ~95% of the rows.
   HWY_ALIGN float lane_count[kRowGroup] = {};  // elements of a row in each of the 16 lanes bound_rows keeps
   for (size_t c = 0; c < C; ++c) lane_count[c % kRowGroup] += 1.0f;
   HWY_ALIGN float group_max[kRowGroup], rest_lo[kRowGroup], rest_hi[kRowGroup];
+  const bool by_column = C <= kColumnClasses;
   VF probe = hn::Zero(d);
-  std::fill(s.histogram.begin(), s.histogram.end(), 0u);
-  int64_t negatives = 0;
+  int32_t negatives = 0;
   VF bound_probe = hn::Zero(d);  // NaN in a lane once a bound was not finite
-  ZeroStream zeros(out.grad_conf);
+  ZeroStream zeros(backward ? out.grad_conf + static_cast<size_t>(c0) * C : nullptr);
+  // The prefetch runs past the chunk into the image's next rows, which the next chunk (on this thread or another)
+  // reads soon.
   const char* conf_end = reinterpret_cast<const char*>(in.conf + static_cast<size_t>(P) * C);
-  for (int p0 = 0; p0 < P; p0 += kRowGroup) {
-    const int rows = std::min(kRowGroup, P - p0);
+  for (int p0 = c0; p0 < c1; p0 += kRowGroup) {
+    const int rows = std::min(kRowGroup, c1 - p0);
     // Software prefetch a fixed distance ahead: the hardware prefetcher stops running ahead while a group's math
     // issues no loads, so without it the reads and the math hardly overlap (pass 1 of SSD300/C=81 on one thread:
     // 91 -> 75 us an image at 8 KiB ahead; 2 KiB and 32 KiB ahead gained less).
@@ -362,13 +382,13 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
                     *e = std::min(conf_end, a + kRowGroup * C * sizeof(float));
          a < e; a += 64)
       hwy::Prefetch(a);
-    if (C <= kColumnClasses)
+    if (by_column)
       bound_rows_by_column<kCheck>(logits(p0), rows, C, group_max, rest_lo, rest_hi, probe);
     else
       bound_rows<kCheck>(logits(p0), rows, C, lane_count, group_max, rest_lo, rest_hi, probe);
     // The group's zero gradient rows, streamed now that its math is issued (right after the loads, or spread over
     // the math, measured the same within noise).
-    if (backward) zeros.until(static_cast<size_t>(p0 + rows) * C);
+    if (backward) zeros.until(static_cast<size_t>(p0 + rows - c0) * C);
     // The bounds of the group's rows, a vector of rows at a time. The exact CE is (max - x[0]) + log1p(rest), so
     // the bounds are formed the same way. Rows that are not negatives get a lower bound of 0: they land in the
     // histogram's lowest bucket, which moves no boundary above it, and candidates are checked for kNegative anyway.
@@ -376,86 +396,155 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
       const int p = p0 + k;
       const auto valid = hn::FirstN(d, static_cast<size_t>(rows - k));
       const auto negative =
-          hn::And(hn::RebindMask(d, hn::Eq(hn::MaskedLoad(hn::RebindMask(di, valid), di, in.matches + p),
-                                           hn::Set(di, kNegative))),
-                  valid);
+          matched ? hn::And(hn::RebindMask(d, hn::Eq(hn::MaskedLoad(hn::RebindMask(di, valid), di, in.matches + p),
+                                                     hn::Set(di, kNegative))),
+                            valid)
+                  : valid;
       const VI first_logit = hn::Min(hn::Mul(hn::Iota(di, k), hn::Set(di, static_cast<int32_t>(C))),
                                      hn::Set(di, static_cast<int32_t>((rows - 1) * C)));
       const VF max = hn::Load(d, group_max + k);
       const VF base = hn::Sub(max, hn::GatherIndex(d, logits(p0), first_logit));
       const VF lower = hn::IfThenElseZero(negative, hn::Add(base, hn::Log1p(d, hn::Load(d, rest_lo + k))));
-      const VF upper = hn::IfThenElseZero(negative, hn::Add(base, hn::Log1p(d, hn::Load(d, rest_hi + k))));
+      // Column-wise bounds are the CE itself (rest_lo == rest_hi): one log1p instead of two, the same bits (perf on
+      // classes-2: the two log1p were the largest part of pass 1 once a row costs two gathers and two exps).
+      const VF upper = by_column ? lower
+                                 : hn::IfThenElseZero(negative, hn::Add(base, hn::Log1p(d, hn::Load(d, rest_hi + k))));
       hn::StoreU(max, d, s.row_max.data() + p);
+      hn::StoreU(lower, d, s.lower.data() + p);
+      hn::StoreU(upper, d, s.upper.data() + p);
+      bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
+      negatives += static_cast<int32_t>(hn::CountTrue(d, negative));
+      if (matched) {
+        HWY_ALIGN uint32_t bucket[hn::MaxLanes(DF())];
+        hn::Store(hn::ShiftRight<32 - kHistogramBits>(hn::BitCast(du, lower)), du, bucket);
+        for (int i = 0; i < std::min(static_cast<int>(lanes), rows - k); ++i) ++s.histogram[bucket[i]];
+      }
+    }
+  }
+  r.negatives = matched ? negatives : 0;
+  r.bounds_finite = !matched || hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
+  if (backward) zeros.finish(static_cast<size_t>(c1 - c0) * C);
+  if constexpr (kCheck) r.non_finite = !hn::AllTrue(d, hn::Eq(probe, hn::Zero(d)));
+}
+
+// Between the passes, for the whole image: the mining quota and the cut below which a negative's upper bound rules
+// it out. `matched`: pass 1 ran with the matches known (see bounds_impl); otherwise the bounds are masked here.
+void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s, bool matched) {
+  const int P = in.num_priors;
+  int64_t negatives = 0;
+  bool bounds_finite = true;
+  s.failed = false;
+  for (const LossChunk& r : s.chunks) {
+    negatives += r.negatives;
+    bounds_finite = bounds_finite && r.bounds_finite;
+    s.failed = s.failed || r.non_finite;
+  }
+  if (s.failed) return;
+  if (!matched) {
+    // What bounds_impl does with the matches known, on the same values, so the bounds, the count and the histogram
+    // come out the same.
+    const DF d;
+    const hn::RebindToSigned<DF> di;
+    const hn::RebindToUnsigned<DF> du;
+    const size_t lanes = hn::Lanes(d);
+    std::fill(s.histogram.begin(), s.histogram.end(), 0u);
+    VF bound_probe = hn::Zero(d);
+    for (int p = 0; p < P; p += static_cast<int>(lanes)) {
+      const auto valid = hn::FirstN(di, static_cast<size_t>(P - p));
+      const auto negative = hn::RebindMask(
+          d, hn::And(valid, hn::Eq(hn::MaskedLoad(valid, di, in.matches + p), hn::Set(di, kNegative))));
+      const VF lower = hn::IfThenElseZero(negative, hn::LoadU(d, s.lower.data() + p));
+      const VF upper = hn::IfThenElseZero(negative, hn::LoadU(d, s.upper.data() + p));
       hn::StoreU(lower, d, s.lower.data() + p);
       hn::StoreU(upper, d, s.upper.data() + p);
       bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
       negatives += static_cast<int64_t>(hn::CountTrue(d, negative));
       HWY_ALIGN uint32_t bucket[hn::MaxLanes(DF())];
       hn::Store(hn::ShiftRight<32 - kHistogramBits>(hn::BitCast(du, lower)), du, bucket);
-      for (int i = 0; i < std::min(static_cast<int>(lanes), rows - k); ++i) ++s.histogram[bucket[i]];
+      for (int i = 0; i < std::min(static_cast<int>(lanes), P - p); ++i) ++s.histogram[bucket[i]];
     }
+    bounds_finite = hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
   }
-  const bool bounds_finite = hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
-  if (backward) zeros.finish(static_cast<size_t>(P) * C);
-  if constexpr (kCheck) {
-    if (!hn::AllTrue(d, hn::Eq(probe, hn::Zero(d)))) {
-      result.non_finite_prediction = true;
-      return result;
-    }
-  }
-  if (backward) flush_streaming_stores();  // orders the streamed zeros before the stores that overwrite some rows
-
   // Which negatives need their exact CE. Unchecked non-finite logits make the bounds meaningless: every negative
   // is then computed exactly, as is every one when all are mined anyway.
-  const int64_t quota =
-      core::mining_quota(in.positives, negatives, config.neg_pos_ratio, config.min_negatives_per_image);
-  float cut = -HUGE_VALF;  // negatives with an upper bound below this are skipped
-  if (quota == 0) {
-    cut = HUGE_VALF;
-  } else if (quota < negatives && bounds_finite && in.prune_negatives) {
-    // The K-th largest lower bound, from the histogram pass 1 filled: only the rows at or above its boundary.
-    const uint32_t boundary = bucket_boundary(s.histogram, quota);
-    s.negatives.clear();
-    for (int p = 0; p < P; ++p)
-      if (in.matches[p] == kNegative && ce_bucket(s.lower[p]) >= boundary) s.negatives.push_back({s.lower[p], p});
-    select_above(s.negatives, quota, boundary);
+  s.quota = core::mining_quota(in.positives, negatives, config.neg_pos_ratio, config.min_negatives_per_image);
+  s.cut = -HUGE_VALF;
+  if (s.quota == 0) {
+    s.cut = HUGE_VALF;
+  } else if (s.quota < negatives && bounds_finite && in.prune_negatives) {
+    const DF d;
+    const hn::RebindToSigned<DF> di;
+    const hn::RebindToUnsigned<DF> du;
+    const size_t lanes = hn::Lanes(d);
+    // The K-th largest lower bound, from the histogram: only the rows at or above its boundary. Lower bounds are
+    // >= 0, so their buckets compare as signed integers.
+    const uint32_t boundary = bucket_boundary(s.histogram, s.quota);
+    size_t count = 0;
+    for (int p = 0; p < P; p += static_cast<int>(lanes)) {
+      const auto valid = hn::FirstN(di, static_cast<size_t>(P - p));
+      const VF lower = hn::LoadU(d, s.lower.data() + p);
+      const auto bucket = hn::BitCast(di, hn::ShiftRight<32 - kHistogramBits>(hn::BitCast(du, lower)));
+      const auto hit = hn::And(hn::And(valid, hn::Eq(hn::MaskedLoad(valid, di, in.matches + p), hn::Set(di, kNegative))),
+                               hn::Not(hn::Lt(bucket, hn::Set(di, static_cast<int32_t>(boundary)))));
+      for_each_set_lane(di, hit, [&](int i) { s.negatives[count++] = {s.lower[p + i], p + i}; });
+    }
+    select_above(s.negatives.data(), count, s.quota, boundary);
     float kth_lower = HUGE_VALF;
-    for (int64_t k = 0; k < quota; ++k) kth_lower = std::min(kth_lower, s.negatives[k].ce);
+    for (int64_t k = 0; k < s.quota; ++k) kth_lower = std::min(kth_lower, s.negatives[k].ce);
     // The exact CEs and the bounds both carry float rounding (exp to 1.5e-7, sums, log1p: ~1e-6 relative); the
     // margin is a thousand times that, so a skipped row is strictly easier than K others whatever the rounding.
-    cut = kth_lower - 1e-3f * std::max(1.0f, kth_lower);
+    s.cut = kth_lower - 1e-3f * std::max(1.0f, kth_lower);
   }
+}
 
-  // Pass 2, over the positives and the negatives that may be mined: exact CE, loc loss, positives' gradients.
-  auto collect_rows = [&] {
-    s.rows.clear();
-    int64_t kept = 0;
-    for (int p = 0; p < P; ++p) {
-      const int32_t m = in.matches[p];
-      const bool candidate = m == kNegative && !(s.upper[p] < cut);
-      if (m >= 0 || candidate) s.rows.push_back(p);
-      kept += candidate;
-    }
-    return kept;
-  };
-  if (collect_rows() < quota) {  // cannot happen with valid bounds; exact everywhere is always right
-    cut = -HUGE_VALF;
-    collect_rows();
+// Pass 2 over one chunk's positives and the negatives that may be mined: exact CE, loc loss, positives' gradients.
+void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s,
+                int chunk) {
+  const auto [c0, c1] = chunk_range(in.num_priors, chunk);
+  const size_t C = static_cast<size_t>(in.num_classes);
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  const size_t lanes = hn::Lanes(d);
+  const bool gradients = out.grad_conf != nullptr && in.batch_positives > 0;
+  const double n = static_cast<double>(in.batch_positives);
+  const float inv_n = in.batch_positives > 0 ? static_cast<float>(1.0 / n) : 0.0f;
+  const double beta = config.smooth_l1_beta, alpha = config.alpha;
+  auto logits = [&](int p) { return in.conf + static_cast<size_t>(p) * C; };
+  LossChunk& r = s.chunks[chunk];
+
+  int32_t* rows = s.rows.data() + c0;
+  int32_t count = 0, candidates = 0;
+  for (int p = c0; p < c1; p += static_cast<int>(lanes)) {
+    const auto valid = hn::FirstN(di, static_cast<size_t>(c1 - p));
+    const auto m = hn::MaskedLoad(valid, di, in.matches + p);
+    const auto candidate = hn::And(hn::And(valid, hn::Eq(m, hn::Set(di, kNegative))),
+                                   hn::RebindMask(di, hn::Not(hn::Lt(hn::LoadU(d, s.upper.data() + p),
+                                                                     hn::Set(d, s.cut)))));
+    const auto positive = hn::And(valid, hn::Not(hn::Lt(m, hn::Zero(di))));
+    candidates += static_cast<int32_t>(hn::CountTrue(di, candidate));
+    for_each_set_lane(di, hn::Or(positive, candidate), [&](int i) { rows[count++] = p + i; });
   }
-  result.exact_rows = static_cast<int32_t>(s.rows.size());
-  s.negatives.clear();
+  r.candidates = candidates;
+  r.exact_rows = count;
+  r.conf_sum = 0;
+  r.loc_sum = 0;
+  NegativeCe* negatives = s.negatives.data() + c0;
+  int32_t exact_negatives = 0;
   HWY_ALIGN float log_sum[kRowGroup];
-  for (size_t i0 = 0; i0 < s.rows.size(); i0 += kRowGroup) {
-    const size_t i1 = std::min(s.rows.size(), i0 + kRowGroup);
-    for (size_t i = i0; i < i0 + kRowGroup; ++i) {
+  // The loop below asks for each row kPrefetchRows ahead; the chunk's first rows are asked for together up front, so
+  // their misses overlap instead of coming one by one at every chunk's start.
+  for (int i = 0; i < std::min(count, static_cast<int>(kPrefetchRows)); ++i) prefetch_row(logits(rows[i]), C);
+  for (int i0 = 0; i0 < count; i0 += kRowGroup) {
+    const int i1 = std::min(count, i0 + kRowGroup);
+    for (int i = i0; i < i0 + kRowGroup; ++i) {
       // The rows are scattered and read long ago; asking for them a few rows ahead cut this pass by a fifth.
-      if (i + kPrefetchRows < s.rows.size()) prefetch_row(logits(s.rows[i + kPrefetchRows]), C);
-      log_sum[i - i0] = i < i1 ? row_rest(logits(s.rows[i]), C, s.row_max[s.rows[i]]) : 0.0f;
+      if (i + static_cast<int>(kPrefetchRows) < count) prefetch_row(logits(rows[i + kPrefetchRows]), C);
+      log_sum[i - i0] = i < i1 ? row_rest(logits(rows[i]), C, s.row_max[rows[i]]) : 0.0f;
     }
     for (int k = 0; k < kRowGroup; k += static_cast<int>(lanes))
       hn::Store(hn::Log1p(d, hn::Load(d, log_sum + k)), d, log_sum + k);
-    for (size_t i = i0; i < i1; ++i) {
-      const int p = s.rows[i];
+    for (int i = i0; i < i1; ++i) {
+      const int p = rows[i];
       const int32_t m = in.matches[p];
       s.row_log_sum[p] = log_sum[i - i0];
       const float* x = logits(p);
@@ -465,14 +554,14 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
       if (m < 0) {
         // A NaN would break nth_element's ordering (unchecked input with check_prediction_values off): rank it
         // as +Inf instead, so selection stays well defined and the loss comes out infinite.
-        s.negatives.push_back({ce == ce ? ce : HUGE_VALF, p});
+        negatives[exact_negatives++] = {ce == ce ? ce : HUGE_VALF, p};
         continue;
       }
-      result.conf_sum += ce;
+      r.conf_sum += ce;
       for (int k = 0; k < 4; ++k) {
         const size_t j = static_cast<size_t>(p) * 4 + k;
         const double diff = static_cast<double>(in.loc[j]) - in.targets[j];
-        result.loc_sum += core::smooth_l1<double>(diff, beta);
+        r.loc_sum += core::smooth_l1<double>(diff, beta);
         if (gradients) out.grad_loc[j] = static_cast<float>(alpha * core::smooth_l1_grad<double>(diff, beta) / n);
       }
       if (gradients) {
@@ -483,20 +572,51 @@ ImageLoss image_loss_impl(const Config& config, const ImageLossInputs& in, const
       }
     }
   }
+  r.exact_negatives = exact_negatives;
+}
+
+ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s) {
+  ImageLoss result;
+  if (s.failed) {
+    result.non_finite_prediction = true;
+    return result;
+  }
+  const int chunks = static_cast<int>(s.chunks.size());
+  int64_t candidates = 0;
+  for (const LossChunk& r : s.chunks) candidates += r.candidates;
+  if (candidates < s.quota) {  // cannot happen with valid bounds; exact everywhere is always right
+    s.cut = -HUGE_VALF;
+    for (int c = 0; c < chunks; ++c) exact_impl(config, in, out, s, c);
+  }
+  // The chunks' sums in chunk order, and their candidates compacted in chunk order (prior order): neither depends
+  // on which thread ran which chunk.
+  size_t count = 0;
+  for (int c = 0; c < chunks; ++c) {
+    const LossChunk& r = s.chunks[c];
+    result.conf_sum += r.conf_sum;
+    result.loc_sum += r.loc_sum;
+    result.exact_rows += r.exact_rows;
+    std::memmove(s.negatives.data() + count, s.negatives.data() + static_cast<size_t>(c) * kLossChunkRows,
+                 static_cast<size_t>(r.exact_negatives) * sizeof(NegativeCe));
+    count += static_cast<size_t>(r.exact_negatives);
+  }
 
   // Hard negative mining by selection among the candidates: afterwards the first K entries are the K hardest in
   // the contract's order (larger CE first, lower prior index on ties), a strict total order, so the set is unique.
-  select_hardest(s.negatives, quota, s.histogram);
+  const int64_t quota = s.quota;
+  select_hardest(s.negatives.data(), count, quota, s.histogram);
   for (int64_t k = 0; k < quota; ++k) {
     out.mined[s.negatives[k].prior] = 1;
     result.conf_sum += s.negatives[k].ce;
   }
   result.mined = static_cast<int32_t>(quota);
 
-  if (gradients) {
+  if (out.grad_conf != nullptr && in.batch_positives > 0) {
+    const size_t C = static_cast<size_t>(in.num_classes);
+    const float inv_n = static_cast<float>(1.0 / static_cast<double>(in.batch_positives));
     for (int64_t k = 0; k < quota; ++k) {
       const int p = s.negatives[k].prior;
-      const float* x = logits(p);
+      const float* x = in.conf + static_cast<size_t>(p) * C;
       float* grad = out.grad_conf + static_cast<size_t>(p) * C;
       softmax_row(x, C, s.row_max[p], s.row_log_sum[p], inv_n, grad);
       grad[0] = std::expm1((x[0] - s.row_max[p]) - s.row_log_sum[p]) * inv_n;
@@ -512,15 +632,47 @@ LossScratch::LossScratch(int num_priors)
       row_log_sum(num_priors),
       lower(num_priors + kRowGroup),
       upper(num_priors + kRowGroup),
-      histogram(size_t{1} << kHistogramBits) {
-  negatives.reserve(num_priors);
-  rows.reserve(num_priors);
+      negatives(num_priors),
+      rows(num_priors),
+      histogram(size_t{1} << kHistogramBits),
+      chunks(loss_chunks(num_priors)) {}
+
+void loss_bounds(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch, int chunk) {
+  if (in.check_values)
+    bounds_impl<true>(in, out, scratch, chunk, false);
+  else
+    bounds_impl<false>(in, out, scratch, chunk, false);
+}
+
+void loss_select(const Config& config, const ImageLossInputs& in, LossScratch& scratch) {
+  select_impl(config, in, scratch, false);
+}
+
+void loss_exact(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch,
+                int chunk) {
+  if (!scratch.failed) exact_impl(config, in, out, scratch, chunk);
+}
+
+ImageLoss loss_finish(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
+                      LossScratch& scratch) {
+  return finish_impl(config, in, out, scratch);
 }
 
 ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
                      LossScratch& scratch) {
-  return in.check_values ? image_loss_impl<true>(config, in, out, scratch)
-                         : image_loss_impl<false>(config, in, out, scratch);
+  const int chunks = loss_chunks(in.num_priors);
+  std::fill(scratch.histogram.begin(), scratch.histogram.end(), 0u);
+  for (int c = 0; c < chunks; ++c) {
+    if (in.check_values)
+      bounds_impl<true>(in, out, scratch, c, true);
+    else
+      bounds_impl<false>(in, out, scratch, c, true);
+  }
+  if (out.grad_conf != nullptr) flush_streaming_stores();  // the streamed zeros before the stores over some rows
+  select_impl(config, in, scratch, true);
+  if (!scratch.failed)
+    for (int c = 0; c < chunks; ++c) exact_impl(config, in, out, scratch, c);
+  return finish_impl(config, in, out, scratch);
 }
 
 }  // namespace multibox::simd

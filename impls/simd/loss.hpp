@@ -3,6 +3,8 @@
 // the K-th largest lower bound cannot be mined, so pass 2 computes exact cross-entropies only for the positives and
 // the remaining candidates, writes the positives' gradient rows, selects the K hardest with nth_element and writes
 // theirs. Results equal computing every row exactly; the bounds only decide which rows need it.
+// Both passes work on fixed chunks of kLossChunkRows rows, whose partial sums are added in chunk order, so one image
+// can be split across threads (a batch smaller than the thread count) with the same bits as on one thread.
 #pragma once
 
 #include <cstdint>
@@ -19,13 +21,37 @@ struct NegativeCe {
 };
 
 // One thread's working memory for the loss, sized at plan time so run() never allocates.
+// Rows per chunk: a multiple of the 16-row groups, so no group straddles two chunks. Fixed, never derived from the
+// thread count, since the chunks decide the order in which the loss terms are added. 512 rows of 21 logits are 42 KiB.
+constexpr int kLossChunkRows = 512;
+constexpr int loss_chunks(int num_priors) { return (num_priors + kLossChunkRows - 1) / kLossChunkRows; }
+
+// What one chunk of rows contributes.
+struct LossChunk {
+  double conf_sum = 0;        // the positives' CEs (the mined negatives' are added per image)
+  double loc_sum = 0;
+  int32_t negatives = 0;      // pass 1: rows matched kNegative
+  int32_t candidates = 0;     // pass 2: negatives whose bound kept them for the exact CE
+  int32_t exact_rows = 0;     // pass 2: positives + candidates
+  int32_t exact_negatives = 0;  // pass 2: entries written to LossScratch::negatives at the chunk's first row
+  bool non_finite = false;    // pass 1 found a NaN or Inf (kCheck)
+  bool bounds_finite = true;  // pass 1: every bound is finite
+};
+
+// The working memory of one image in flight, sized at plan time so run() never allocates. Chunks write only their
+// own rows' entries, so the chunks of one image may run on different threads at once.
 struct LossScratch {
   std::vector<float> row_max;      // [P + 16] max logit of the row (padded for whole-vector stores)
   std::vector<float> row_log_sum;  // [P] log(sum(exp(row - max))), for the rows whose CE is computed exactly
   std::vector<float> lower, upper;    // [P + 16] bounds on each negative's CE, from its lane maxima
-  std::vector<NegativeCe> negatives;  // capacity P
-  std::vector<int32_t> rows;          // capacity P: the rows whose CE is computed exactly
+  std::vector<NegativeCe> negatives;  // [P]: a chunk's candidates at its first row, compacted before selection
+  std::vector<int32_t> rows;          // [P]: a chunk's rows whose CE is computed exactly, at its first row
   std::vector<uint32_t> histogram;    // buckets of CE bit patterns for the pre-selection of hard negatives
+  std::vector<LossChunk> chunks;      // [loss_chunks(P)]
+  // Set by loss_select for the second pass.
+  int64_t quota = 0;
+  float cut = 0;        // negatives with an upper bound below this are skipped
+  bool failed = false;  // a chunk found a non-finite prediction: nothing more is computed
 
   explicit LossScratch(int num_priors);
 };
@@ -59,7 +85,20 @@ struct ImageLossOutputs {
   float* grad_loc = nullptr;     // [P][4], likewise
 };
 
+// The whole image on the calling thread: every chunk of pass 1 (the histogram filled as it goes), loss_select, every
+// chunk of pass 2, loss_finish.
 ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
                      LossScratch& scratch);
+
+// The same phases one at a time, for a plan that splits an image across threads. loss_bounds reads no matches (nor
+// positives), so it may run while the image is being matched; loss_select applies them. Every chunk's loss_bounds
+// must return (its streamed stores flushed) before loss_select, and every chunk's loss_exact before loss_finish;
+// chunks of one phase may run in any order and concurrently. The results are image_loss's, bit for bit.
+void loss_bounds(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch, int chunk);
+void loss_select(const Config& config, const ImageLossInputs& in, LossScratch& scratch);
+void loss_exact(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch,
+                int chunk);
+ImageLoss loss_finish(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
+                      LossScratch& scratch);
 
 }  // namespace multibox::simd

@@ -1,11 +1,14 @@
 // The SIMD plan: images are independent, so threads take whole images (ImagePool, one image at a time) and every
-// per-image result lands in its own slot; totals are summed in image order afterwards, which makes the output
-// bit-identical at any thread count.
+// per-image result lands in its own slot; totals are summed in image order afterwards. A batch smaller than the
+// thread count splits each image's loss into chunks of rows instead (loss.hpp), whose sums are added in chunk order
+// whichever thread ran them. Either way the output is bit-identical at any thread count.
 #include "simd/simd_backend.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,10 +37,13 @@ class SimdPlan final : public Plan {
         priors_(PriorLayout::build(priors, shape.num_priors)),
         image_match_(shape.batch),
         image_loss_(shape.batch),
+        split_(shape.batch < threads),
+        items_left_(std::make_unique<std::atomic<int>[]>(static_cast<size_t>(shape.batch))),
         pool_(threads) {
-    match_scratch_.reserve(threads);
-    loss_scratch_.reserve(threads);
-    for (int t = 0; t < threads; ++t) {
+    const int scratch = std::min(threads, shape.batch);  // split_: one per image in flight, else one per thread
+    match_scratch_.reserve(scratch);
+    loss_scratch_.reserve(scratch);
+    for (int t = 0; t < scratch; ++t) {
       match_scratch_.emplace_back(priors_, shape.max_ground_truths);
       loss_scratch_.emplace_back(shape.num_priors);
     }
@@ -61,37 +67,76 @@ class SimdPlan final : public Plan {
     const bool encode = stage >= Stage::encode;
     const bool backward = stage >= Stage::backward;
 
-    pool_.run(B, [&](int b, int worker) {
+    auto match = [&](int b, int worker) {
       const int32_t first = gt.offsets[b];
       image_match_[b] = match_image(priors_, config_, gt.boxes.data() + static_cast<size_t>(first) * 4, gt.count(b),
                                     out.matches.data() + b * P, out.forced_prior.data() + first,
-                                    encode ? out.targets.data() + b * P * 4 : nullptr, match_scratch_[worker]);
+                                    encode ? out.targets.data() + b * P * 4 : nullptr,
+                                    match_scratch_[split_ ? b : worker]);
       flush_streaming_stores();  // the targets' zeros must be visible to whichever thread reads them next
-    });
-
-    if (forward) {
-      int64_t batch_positives = 0;  // N: the gradients need it, so every image is matched before any loss
+    };
+    int64_t batch_positives = 0;  // N, for the gradients
+    // matched = false: for pass 1 beside the image's matching, which is still writing image_match_[b].
+    auto inputs = [&](int b, bool matched = true) {
+      ImageLossInputs in;
+      in.num_priors = shape_.num_priors;
+      in.num_classes = shape_.num_classes;
+      in.conf = pred.conf.data() + b * P * C;
+      in.loc = pred.loc.data() + b * P * 4;
+      in.matches = out.matches.data() + b * P;
+      in.labels = gt.labels.data() + gt.offsets[b];
+      in.targets = out.targets.data() + b * P * 4;
+      in.positives = matched ? image_match_[b].positives : 0;
+      in.batch_positives = batch_positives;
+      in.check_values = options_.check_prediction_values;
+      return in;
+    };
+    auto outputs = [&](int b) {
+      ImageLossOutputs o;
+      o.mined = out.mined.data() + b * P;
+      if (backward) {
+        o.grad_conf = out.grad_conf.data() + b * P * C;
+        o.grad_loc = out.grad_loc.data() + b * P * 4;
+      }
+      return o;
+    };
+    auto add_positives = [&] {  // N: the gradients need it, so every image is matched before any loss gradient
       for (int b = 0; b < B; ++b) batch_positives += image_match_[b].positives;
-      pool_.run(B, [&](int b, int worker) {
-        ImageLossInputs in;
-        in.num_priors = shape_.num_priors;
-        in.num_classes = shape_.num_classes;
-        in.conf = pred.conf.data() + b * P * C;
-        in.loc = pred.loc.data() + b * P * 4;
-        in.matches = out.matches.data() + b * P;
-        in.labels = gt.labels.data() + gt.offsets[b];
-        in.targets = out.targets.data() + b * P * 4;
-        in.positives = image_match_[b].positives;
-        in.batch_positives = batch_positives;
-        in.check_values = options_.check_prediction_values;
-        ImageLossOutputs o;
-        o.mined = out.mined.data() + b * P;
-        if (backward) {
-          o.grad_conf = out.grad_conf.data() + b * P * C;
-          o.grad_loc = out.grad_loc.data() + b * P * 4;
+    };
+
+    if (!forward || !split_) {
+      pool_.run(B, match);
+      add_positives();
+      if (forward) {
+        pool_.run(B, [&](int b, int worker) {
+          image_loss_[b] = image_loss(config_, inputs(b), outputs(b), loss_scratch_[worker]);
+          flush_streaming_stores();
+        });
+      }
+    } else {
+      // Items are the images' matching, then (image, chunk) image-major: pass 1 reads no match, so it runs beside
+      // the matching (on batch-1, matching alone is about a seventh of the time). The thread that ends the last
+      // item of an image in a pass runs the image's step between passes, so each pass costs one join, not two.
+      const int chunks = loss_chunks(shape_.num_priors);
+      for (int b = 0; b < B; ++b) items_left_[b].store(chunks + 1, std::memory_order_relaxed);
+      pool_.run(B + B * chunks, [&](int item, int worker) {
+        const int b = item < B ? item : (item - B) / chunks;
+        if (item < B) {
+          match(b, worker);
+        } else {
+          loss_bounds(inputs(b, false), outputs(b), loss_scratch_[b], (item - B) % chunks);
+          flush_streaming_stores();  // the zeros before another thread's stores over some of these rows
         }
-        image_loss_[b] = image_loss(config_, in, o, loss_scratch_[worker]);
-        flush_streaming_stores();
+        if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
+          loss_select(config_, inputs(b), loss_scratch_[b]);
+      });
+      add_positives();
+      for (int b = 0; b < B; ++b) items_left_[b].store(chunks, std::memory_order_relaxed);
+      pool_.run(B * chunks, [&](int item, int) {
+        const int b = item / chunks;
+        loss_exact(config_, inputs(b), outputs(b), loss_scratch_[b], item % chunks);
+        if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
+          image_loss_[b] = loss_finish(config_, inputs(b), outputs(b), loss_scratch_[b]);
       });
     }
 
@@ -133,8 +178,10 @@ class SimdPlan final : public Plan {
   PriorLayout priors_;
   std::vector<ImageMatch> image_match_;
   std::vector<ImageLoss> image_loss_;
-  std::vector<MatchScratch> match_scratch_;  // one per thread
-  std::vector<LossScratch> loss_scratch_;    // one per thread
+  const bool split_;                                // fewer images than threads: the loss is split by chunks
+  std::unique_ptr<std::atomic<int>[]> items_left_;  // [B] split_: the image's items not yet done in this pool run
+  std::vector<MatchScratch> match_scratch_;  // split_: one per image, else one per thread
+  std::vector<LossScratch> loss_scratch_;    // likewise
   ImagePool pool_;                           // last: its workers stop before the scratch goes away
 };
 
@@ -143,7 +190,8 @@ class SimdBackend final : public Backend {
   std::string_view name() const noexcept override { return "simd"; }
   std::string_view description() const noexcept override {
     static const std::string text = fmt::format(
-        "CPU, Highway {} vectors, a thread per image: block-skipping IoU, incremental bipartite, fused loss pass",
+        "CPU, Highway {} vectors, a thread per image (or per chunk of rows when the batch is smaller): "
+        "block-skipping IoU, incremental bipartite, fused loss pass",
         hwy::TargetName(HWY_STATIC_TARGET));
     return text;
   }
@@ -161,8 +209,8 @@ class SimdBackend final : public Backend {
     return std::unique_ptr<Plan>(std::make_unique<SimdPlan>(shape, priors, config, threads, options));
   }
   // Mirrors the constructors of PriorLayout (five padded float arrays, the centre-size copy, block bounds),
-  // MatchScratch and LossScratch (one each per thread) and the per-image results; unit_limits pins it against what
-  // prepare() allocates.
+  // MatchScratch and LossScratch (one each per thread, or per image when the batch is smaller) and the per-image
+  // results; unit_limits pins it against what prepare() allocates.
   Result<PlanMemory> plan_memory(const ProblemShape& shape, const Config& config,
                                  const PlanOptions& options) const override {
     if (Status s = check_plan(shape, config, options); !s) return s;
@@ -174,9 +222,11 @@ class SimdBackend final : public Backend {
     const uint64_t match = padded * 3 * sizeof(float) + P * 2 * sizeof(int32_t) +
                            G * (sizeof(GroundTruthBox) + sizeof(float) + sizeof(int32_t) + 1);
     const uint64_t loss = (P + kLossRowGroup) * 3 * sizeof(float) + P * (sizeof(float) + sizeof(NegativeCe) + 4) +
-                          kLossHistogramBytes;
-    const uint64_t images = static_cast<uint64_t>(shape.batch) * (sizeof(ImageMatch) + sizeof(ImageLoss));
-    m.workspace = layout + images + static_cast<uint64_t>(threads_for(shape, options)) * (match + loss);
+                          kLossHistogramBytes + static_cast<uint64_t>(loss_chunks(shape.num_priors)) * sizeof(LossChunk);
+    const uint64_t images =
+        static_cast<uint64_t>(shape.batch) * (sizeof(ImageMatch) + sizeof(ImageLoss) + sizeof(std::atomic<int>));
+    const uint64_t scratch = static_cast<uint64_t>(std::min(threads_for(shape, options), shape.batch));
+    m.workspace = layout + images + scratch * (match + loss);
     return m;
   }
 
@@ -201,10 +251,12 @@ class SimdBackend final : public Backend {
                                 kInt32Max - kBlock, kBlock));
     return {};
   }
-  // Images are the unit of work, so threads beyond the batch would only hold scratch memory.
+  // The unit of work is an image, or a chunk of an image's rows when the batch is smaller than the thread count:
+  // threads beyond the chunks would only wait.
   static int threads_for(const ProblemShape& shape, const PlanOptions& options) {
     const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    return std::min(options.num_threads > 0 ? options.num_threads : cores, shape.batch);
+    const int64_t items = static_cast<int64_t>(shape.batch) * loss_chunks(shape.num_priors);
+    return static_cast<int>(std::min<int64_t>(options.num_threads > 0 ? options.num_threads : cores, items));
   }
 };
 

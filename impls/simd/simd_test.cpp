@@ -49,6 +49,18 @@ class SimdBackend : public ::testing::Test {
   }
 };
 
+void expect_same_bits(const BatchOutputs& one, const BatchOutputs& many) {
+  EXPECT_TRUE(same_bits(one.matches, many.matches));
+  EXPECT_TRUE(same_bits(one.forced_prior, many.forced_prior));
+  EXPECT_TRUE(same_bits(one.targets, many.targets));
+  EXPECT_TRUE(same_bits(one.mined, many.mined));
+  EXPECT_TRUE(same_bits(one.grad_conf, many.grad_conf));
+  EXPECT_TRUE(same_bits(one.grad_loc, many.grad_loc));
+  EXPECT_EQ(std::memcmp(&one.loss, &many.loss, sizeof(LossTerms)), 0);
+}
+
+// 8 threads on 5 images split every image's loss into chunks of rows across threads (fewer images than threads);
+// 2 and 3 threads take whole images.
 TEST_F(SimdBackend, ThreadCountChangesNoBit) {
   for (const char* name : {"crowded", "ssd300-coco"}) {
     WorkloadOptions options;
@@ -60,13 +72,32 @@ TEST_F(SimdBackend, ThreadCountChangesNoBit) {
     for (int threads : {2, 3, 8}) {
       const BatchOutputs many = run_simd(*w, w->config, Stage::backward, threads);
       SCOPED_TRACE(std::string(name) + ", " + std::to_string(threads) + " threads");
-      EXPECT_TRUE(same_bits(one.matches, many.matches));
-      EXPECT_TRUE(same_bits(one.forced_prior, many.forced_prior));
-      EXPECT_TRUE(same_bits(one.targets, many.targets));
-      EXPECT_TRUE(same_bits(one.mined, many.mined));
-      EXPECT_TRUE(same_bits(one.grad_conf, many.grad_conf));
-      EXPECT_TRUE(same_bits(one.grad_loc, many.grad_loc));
-      EXPECT_EQ(std::memcmp(&one.loss, &many.loss, sizeof(LossTerms)), 0);
+      expect_same_bits(one, many);
+    }
+  }
+}
+
+// One image (batch-1) is split into chunks of rows on every thread count above 1; its loss terms must still add up
+// in one order. C = 2 takes the column-wise bounds, C = 21 the lane-maxima ones; the forward stage leaves the
+// gradients out.
+TEST_F(SimdBackend, OneImageSplitAcrossThreadsChangesNoBit) {
+  for (int classes : {2, 21}) {
+    SyntheticSpec spec;
+    spec.batch = 1;
+    spec.num_classes = classes;
+    spec.min_objects = 10;
+    spec.max_objects = 20;
+    Result<Workload> w = make_synthetic(spec, "one image");
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    for (Stage stage : {Stage::forward, Stage::backward}) {
+      const BatchOutputs one = run_simd(*w, w->config, stage, 1);
+      ASSERT_GT(one.loss.num_positives, 0);
+      ASSERT_GT(one.loss.conf_sum, 0);
+      for (int threads : {2, 3, 7}) {
+        SCOPED_TRACE("C = " + std::to_string(classes) + ", " + to_string(stage) + ", " + std::to_string(threads) +
+                     " threads");
+        expect_same_bits(one, run_simd(*w, w->config, stage, threads));
+      }
     }
   }
 }
@@ -133,13 +164,17 @@ TEST_F(SimdBackend, NanInAnIgnoredRowIsReportedLikeTheReference) {
   const size_t C = static_cast<size_t>(w->shape.num_classes);
   w->data.conf[ignored * C + 3] = NAN;
 
-  auto plan = simd::backend().prepare(w->shape, w->priors, config);
-  ASSERT_TRUE(plan.ok());
-  BatchOutputs out(w->shape, w->shape.max_ground_truths);
-  const Status got = plan.value()->run(w->data.ground_truths(), w->data.predictions(), Stage::forward, out.view());
   const Status want = validate_predictions(w->shape, w->data.predictions(), true);
   ASSERT_FALSE(want.ok());
-  EXPECT_EQ(got.to_string(), want.to_string());
+  for (int threads : {1, 4}) {  // 4: each image's rows split across threads
+    PlanOptions options;
+    options.num_threads = threads;
+    auto plan = simd::backend().prepare(w->shape, w->priors, config, options);
+    ASSERT_TRUE(plan.ok());
+    BatchOutputs out(w->shape, w->shape.max_ground_truths);
+    const Status got = plan.value()->run(w->data.ground_truths(), w->data.predictions(), Stage::forward, out.view());
+    EXPECT_EQ(got.to_string(), want.to_string()) << threads << " threads";
+  }
 }
 
 
