@@ -266,10 +266,20 @@ HWY_INLINE uint32_t ce_bucket(float ce) {
   return bits >> (32 - kHistogramBits);
 }
 
-// The highest bucket boundary with at least `quota` counted CEs at or above it.
+// The highest bucket boundary with at least `quota` counted CEs at or above it. Empty buckets are skipped a vector at
+// a time: the upper half (sign bit set) is always empty for CEs >= 0, and walking it one bucket at a time was a
+// third of loss_select on classes-2 (perf).
 uint32_t bucket_boundary(const std::vector<uint32_t>& histogram, int64_t quota) {
+  const hn::ScalableTag<uint32_t> du;
+  const uint32_t N = static_cast<uint32_t>(hn::Lanes(du));
   uint32_t boundary = static_cast<uint32_t>(histogram.size());
-  for (int64_t seen = 0; seen < quota;) seen += histogram[--boundary];
+  for (int64_t seen = 0; seen < quota;) {
+    if (boundary >= N && hn::AllTrue(du, hn::Eq(hn::LoadU(du, histogram.data() + boundary - N), hn::Zero(du)))) {
+      boundary -= N;
+      continue;
+    }
+    seen += histogram[--boundary];
+  }
   return boundary;
 }
 
