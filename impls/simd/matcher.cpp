@@ -256,7 +256,8 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
   // Every GT's argmax and every prior's best GT and stage-2 match, a super-block at a time: the GTs that may
   // overlap it, in increasing order, each over its blocks there, then the thresholds. The super-block's priors and
   // best-GT entries (7 KiB) stay in L1 from their reset to their thresholds; a whole pass per GT read them from L2
-  // (245 KiB at 8732 priors), and the reset and the thresholds were two more passes. A prior still sees its GTs in
+  // (245 KiB at 8732 priors), and the reset and the thresholds were two more passes; a super-block no GT touches
+  // gets its constant stage-2 match without either. A prior still sees its GTs in
   // increasing order under a strict '>', so it keeps the lowest GT index on ties, and each GT's lane argmax sees
   // its priors in increasing order, carried from one super-block to the next in gt_arg_value / gt_arg_index.
   const size_t N = hn::Lanes(d);
@@ -282,15 +283,25 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
   int32_t* HWY_RESTRICT best_gt = s.best_gt.get();
   const VI lane = hn::Iota(di, 0);
   s.positive_priors.clear();
+  // Stage 2 of a prior whose best IoU is 0 (best GT -1), as threshold_matches decides it.
+  const int32_t no_overlap = 0.0f >= config.pos_threshold ? -1 : (0.0f < config.negative_threshold() ? -1 : -2);
   for (size_t sb = 0; sb < static_cast<size_t>(priors.num_super_blocks()); ++sb) {
     const BoxVectors super_box(priors.super_blocks, sb);
     const size_t first_block = sb * kSuperBlock;
     const size_t first_prior = first_block * kBlock;
     const size_t padded_end = std::min(static_cast<size_t>(priors.padded), first_prior + kSuperBlock * kBlock);
-    std::fill(best_iou + first_prior, best_iou + padded_end, 0.0f);
-    std::fill(best_gt + first_prior, best_gt + padded_end, -1);
-    for (size_t g0 = 0; g0 < G_padded; g0 += kMaxTestLanes)
-      for_each_bit(intersect_bits(gt_bounds, g0, super_box), [&](size_t i) {
+    const size_t end = std::min(static_cast<size_t>(priors.count), padded_end);
+    bool touched = false;  // by some GT; the priors of an untouched super-block all have IoU 0
+    for (size_t g0 = 0; g0 < G_padded; g0 += kMaxTestLanes) {
+      const uint32_t hits = intersect_bits(gt_bounds, g0, super_box);
+      if (hits != 0 && !touched) {
+        touched = true;
+        for (size_t j = first_prior; j < padded_end; j += N) {
+          hn::Store(hn::Zero(d), d, best_iou + j);
+          hn::Store(hn::Set(di, -1), di, best_gt + j);
+        }
+      }
+      for_each_bit(hits, [&](size_t i) {
         const size_t g = g0 + i;
         const VI gv = hn::Set(di, static_cast<int32_t>(g));
         const IouKernel kernel(priors, gts[g]);
@@ -307,7 +318,9 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
         hn::Store(arg.value, d, arg_value + g * N);
         hn::Store(arg.index, di, arg_index + g * N);
       });
-    threshold_matches(config, first_prior, std::min(static_cast<size_t>(priors.count), padded_end), matches, s);
+    }
+    if (touched) threshold_matches(config, first_prior, end, matches, s);
+    else std::fill(matches + first_prior, matches + end, no_overlap);
   }
   for (int g = 0; g < G; ++g) {
     const LaneArgmax arg(hn::Load(d, arg_value + static_cast<size_t>(g) * N),

@@ -20,7 +20,8 @@ struct GroundTruthBox {
 
 // One thread's working memory for matching, sized at plan time so run() never allocates.
 struct MatchScratch {
-  hwy::AlignedFreeUniquePtr<float[]> best_iou;    // [padded] best IoU of each prior over the image's GTs
+  hwy::AlignedFreeUniquePtr<float[]> best_iou;    // [padded] best IoU of each prior over the image's GTs (stale
+                                                  // in the super-blocks no GT touches)
   hwy::AlignedFreeUniquePtr<int32_t[]> best_gt;   // [padded] that GT (lowest index on ties), -1 if all IoUs are 0
   hwy::AlignedFreeUniquePtr<float[]> available;   // [padded] 1, or 0 once bipartite stage 1 has taken the prior
   hwy::AlignedFreeUniquePtr<float[]> gt_arg_value;  // [G][lanes] each GT's running lane argmax: IoU
