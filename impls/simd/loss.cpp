@@ -637,15 +637,28 @@ ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const Ima
 
 }  // namespace
 
-LossScratch::LossScratch(int num_priors)
-    : row_max(num_priors + kRowGroup),
-      row_log_sum(num_priors),
-      lower(num_priors + kRowGroup),
-      upper(num_priors + kRowGroup),
-      negatives(num_priors),
-      rows(num_priors),
-      histogram(size_t{1} << kHistogramBits),
-      chunks(loss_chunks(num_priors)) {}
+LossScratch::Lengths LossScratch::lengths(int num_priors) {
+  const size_t P = static_cast<size_t>(num_priors);
+  return {P, P + kRowGroup, size_t{1} << kHistogramBits, static_cast<size_t>(loss_chunks(num_priors))};
+}
+
+uint64_t LossScratch::bytes(int num_priors) {
+  const Lengths n = lengths(num_priors);
+  return n.padded_rows * 3 * sizeof(float) + n.rows * (sizeof(float) + sizeof(NegativeCe) + sizeof(int32_t)) +
+         n.buckets * sizeof(uint32_t) + n.chunks * sizeof(LossChunk);
+}
+
+LossScratch::LossScratch(int num_priors) : LossScratch(lengths(num_priors)) {}
+
+LossScratch::LossScratch(const Lengths& n)
+    : row_max(n.padded_rows),
+      row_log_sum(n.rows),
+      lower(n.padded_rows),
+      upper(n.padded_rows),
+      negatives(n.rows),
+      rows(n.rows),
+      histogram(n.buckets),
+      chunks(n.chunks) {}
 
 void loss_bounds(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch, int chunk) {
   if (in.check_values)

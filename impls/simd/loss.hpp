@@ -54,6 +54,18 @@ struct LossScratch {
   bool failed = false;  // a chunk found a non-finite prediction: nothing more is computed
 
   explicit LossScratch(int num_priors);
+  // The bytes the constructor allocates, from the same lengths (plan_memory() adds these up).
+  static uint64_t bytes(int num_priors);
+
+ private:
+  struct Lengths {
+    size_t rows;         // P
+    size_t padded_rows;  // P + one row group, for whole-vector stores
+    size_t buckets;      // histogram buckets
+    size_t chunks;       // loss_chunks(P)
+  };
+  static Lengths lengths(int num_priors);
+  explicit LossScratch(const Lengths& n);
 };
 
 // What one image contributes; the plan adds images up in image order, so totals do not depend on threads.

@@ -230,21 +230,40 @@ void threshold_matches(const Config& config, size_t begin, size_t end, int32_t* 
 
 }  // namespace
 
+MatchScratch::Lengths MatchScratch::lengths(int padded, int num_priors, int max_ground_truths) {
+  const size_t G = static_cast<size_t>(max_ground_truths), lanes = hn::Lanes(DF());
+  return {static_cast<size_t>(padded),
+          static_cast<size_t>(num_priors),
+          G,
+          std::max<size_t>(G, 1) * lanes,
+          (G + kMaxTestLanes - 1) / kMaxTestLanes * kMaxTestLanes,
+          (G + lanes - 1) / lanes * lanes};
+}
+
+uint64_t MatchScratch::bytes(int num_priors, int max_ground_truths) {
+  const Lengths n = lengths(PriorLayout::padded_count(num_priors), num_priors, max_ground_truths);
+  return n.padded * (sizeof(float) + sizeof(int32_t) + sizeof(float)) + n.gt_lanes * (sizeof(float) + sizeof(int32_t)) +
+         n.priors * 2 * sizeof(int32_t) + n.gts * (sizeof(GroundTruthBox) + sizeof(int32_t) + sizeof(uint8_t)) +
+         n.gt_tests * 4 * sizeof(float) + n.gt_vectors * sizeof(float);
+}
+
 MatchScratch::MatchScratch(const PriorLayout& priors, int max_ground_truths)
-    : best_iou(hwy::AllocateAligned<float>(priors.padded)),
-      best_gt(hwy::AllocateAligned<int32_t>(priors.padded)),
-      available(hwy::AllocateAligned<float>(priors.padded)),
-      // at least one GT's worth: Highway refuses a zero-size allocation
-      gt_arg_value(hwy::AllocateAligned<float>(static_cast<size_t>(std::max(max_ground_truths, 1)) * hn::Lanes(DF()))),
-      gt_arg_index(hwy::AllocateAligned<int32_t>(static_cast<size_t>(std::max(max_ground_truths, 1)) * hn::Lanes(DF()))),
-      owner(priors.count, -1),
-      gt_box(max_ground_truths),
-      gt_best_iou((static_cast<size_t>(max_ground_truths) + hn::Lanes(DF()) - 1) / hn::Lanes(DF()) * hn::Lanes(DF())),
-      gt_best_prior(max_ground_truths),
-      gt_done(max_ground_truths) {
-  gt_bounds.resize((static_cast<size_t>(max_ground_truths) + kMaxTestLanes - 1) / kMaxTestLanes * kMaxTestLanes);
+    : MatchScratch(priors, lengths(priors.padded, priors.count, max_ground_truths)) {}
+
+MatchScratch::MatchScratch(const PriorLayout& priors, const Lengths& n)
+    : best_iou(hwy::AllocateAligned<float>(n.padded)),
+      best_gt(hwy::AllocateAligned<int32_t>(n.padded)),
+      available(hwy::AllocateAligned<float>(n.padded)),
+      gt_arg_value(hwy::AllocateAligned<float>(n.gt_lanes)),
+      gt_arg_index(hwy::AllocateAligned<int32_t>(n.gt_lanes)),
+      owner(n.priors, -1),
+      gt_box(n.gts),
+      gt_best_iou(n.gt_vectors),
+      gt_best_prior(n.gts),
+      gt_done(n.gts) {
+  gt_bounds.resize(n.gt_tests);
   std::fill_n(available.get(), priors.padded, 1.0f);
-  positive_priors.reserve(priors.count);
+  positive_priors.reserve(n.priors);
 }
 
 ImageMatch match_image(const PriorLayout& priors, const Config& config, const float* boxes, int G,

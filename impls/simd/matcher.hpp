@@ -35,6 +35,20 @@ struct MatchScratch {
   std::vector<int32_t> positive_priors;           // [P] priors matched in this image, in no particular order
 
   MatchScratch(const PriorLayout& priors, int max_ground_truths);
+  // The bytes the constructor allocates, from the same lengths (plan_memory() adds these up).
+  static uint64_t bytes(int num_priors, int max_ground_truths);
+
+ private:
+  struct Lengths {
+    size_t padded;       // priors, padded to whole blocks
+    size_t priors;       // P
+    size_t gts;          // G
+    size_t gt_lanes;     // max(G, 1) * lanes: Highway refuses a zero-size allocation
+    size_t gt_tests;     // G rounded up to kMaxTestLanes
+    size_t gt_vectors;   // G rounded up to whole vectors
+  };
+  static Lengths lengths(int padded, int num_priors, int max_ground_truths);
+  MatchScratch(const PriorLayout& priors, const Lengths& n);
 };
 
 struct ImageMatch {

@@ -18,12 +18,24 @@ void bound(BoundingBoxes& out, size_t i, const float* x1, const float* y1, const
   out.y2[i] = *std::max_element(y2, y2 + n);
 }
 
+// The array lengths of a layout, shared by build() and bytes().
+size_t super_blocks_of(size_t padded) { return (padded / kBlock + kSuperBlock - 1) / kSuperBlock; }
+size_t padded_super_blocks_of(size_t padded) {
+  return (super_blocks_of(padded) + kMaxTestLanes - 1) / kMaxTestLanes * kMaxTestLanes;
+}
+
 }  // namespace
+
+uint64_t PriorLayout::bytes(int count) {
+  const uint64_t padded = static_cast<uint64_t>(PriorLayout::padded_count(count)), padded_supers = padded_super_blocks_of(padded);
+  return padded * 5 * sizeof(float) + static_cast<uint64_t>(count) * 4 * sizeof(float) +
+         (padded_supers * kSuperBlock + padded_supers) * 4 * sizeof(float);
+}
 
 PriorLayout PriorLayout::build(std::span<const float> priors, int count) {
   PriorLayout layout;
   layout.count = count;
-  layout.padded = (count + kBlock - 1) / kBlock * kBlock;
+  layout.padded = padded_count(count);
   const size_t padded = static_cast<size_t>(layout.padded);
   layout.x1 = hwy::AllocateAligned<float>(padded);
   layout.y1 = hwy::AllocateAligned<float>(padded);
@@ -44,8 +56,8 @@ PriorLayout PriorLayout::build(std::span<const float> priors, int count) {
   }
 
   const size_t blocks = padded / kBlock;
-  const size_t supers = (blocks + kSuperBlock - 1) / kSuperBlock;
-  const size_t padded_supers = (supers + kMaxTestLanes - 1) / kMaxTestLanes * kMaxTestLanes;
+  const size_t supers = super_blocks_of(padded);
+  const size_t padded_supers = padded_super_blocks_of(padded);
   layout.super_block_count = static_cast<int>(supers);
   layout.padded_super_blocks = static_cast<int>(padded_supers);
   layout.blocks.resize(padded_supers * kSuperBlock);

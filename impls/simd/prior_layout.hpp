@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -45,6 +46,10 @@ struct PriorLayout {
   int num_super_blocks() const noexcept { return super_block_count; }
 
   static PriorLayout build(std::span<const float> priors, int count);
+  // P rounded up to whole blocks.
+  static int padded_count(int count) noexcept { return (count + kBlock - 1) / kBlock * kBlock; }
+  // The bytes build() allocates for `count` priors, from the same lengths (plan_memory() adds these up).
+  static uint64_t bytes(int count);
 };
 
 // True unless the ground truth (gx1, gy1, gx2, gy2) provably has zero intersection with every box inside `box i`

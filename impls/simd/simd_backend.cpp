@@ -208,21 +208,16 @@ class SimdBackend final : public Backend {
     const int threads = threads_for(shape, options);
     return std::unique_ptr<Plan>(std::make_unique<SimdPlan>(shape, priors, config, threads, options));
   }
-  // Mirrors the constructors of PriorLayout (five padded float arrays, the centre-size copy, block bounds),
-  // MatchScratch and LossScratch (one each per thread, or per image when the batch is smaller) and the per-image
-  // results; unit_limits pins it against what prepare() allocates.
+  // Each structure states the bytes it allocates from the lengths its constructor uses; here they are added up: the
+  // prior layout, one MatchScratch and LossScratch per thread (or per image when the batch is smaller), the per-image
+  // results. unit_limits pins the sum against what prepare() allocates.
   Result<PlanMemory> plan_memory(const ProblemShape& shape, const Config& config,
                                  const PlanOptions& options) const override {
     if (Status s = check_plan(shape, config, options); !s) return s;
     PlanMemory m = caller_memory(shape);
-    const uint64_t P = static_cast<uint64_t>(shape.num_priors), G = static_cast<uint64_t>(shape.max_ground_truths);
-    const uint64_t padded = (P + kBlock - 1) / kBlock * kBlock;
-    const uint64_t layout = padded * 5 * sizeof(float) + P * 4 * sizeof(float) + padded / kBlock * 4 * sizeof(float) +
-                            (padded / kBlock + kSuperBlock - 1) / kSuperBlock * 4 * sizeof(float);
-    const uint64_t match = padded * 3 * sizeof(float) + P * 2 * sizeof(int32_t) +
-                           G * (sizeof(GroundTruthBox) + sizeof(float) + sizeof(int32_t) + 1);
-    const uint64_t loss = (P + kLossRowGroup) * 3 * sizeof(float) + P * (sizeof(float) + sizeof(NegativeCe) + 4) +
-                          kLossHistogramBytes + static_cast<uint64_t>(loss_chunks(shape.num_priors)) * sizeof(LossChunk);
+    const uint64_t layout = PriorLayout::bytes(shape.num_priors);
+    const uint64_t match = MatchScratch::bytes(shape.num_priors, shape.max_ground_truths);
+    const uint64_t loss = LossScratch::bytes(shape.num_priors);
     const uint64_t images =
         static_cast<uint64_t>(shape.batch) * (sizeof(ImageMatch) + sizeof(ImageLoss) + sizeof(std::atomic<int>));
     const uint64_t scratch = static_cast<uint64_t>(std::min(threads_for(shape, options), shape.batch));
@@ -234,7 +229,6 @@ class SimdBackend final : public Backend {
   // loss.cpp forms logit offsets within a group of kLossRowGroup rows in int32 vector lanes, and PriorLayout pads P to
   // whole blocks in an int: shapes past either are refused here rather than indexed wrongly.
   static constexpr int64_t kLossRowGroup = 16;                     // loss.cpp kRowGroup
-  static constexpr uint64_t kLossHistogramBytes = (1u << 12) * 4;  // loss.cpp kHistogramBits
   static Status check_plan(const ProblemShape& shape, const Config& config, const PlanOptions& options) {
     if (Status s = shape.validate(); !s) return s;
     if (Status s = config.validate(); !s) return s;
