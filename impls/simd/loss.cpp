@@ -42,9 +42,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// Rows are processed in groups, one kernel at a time across the group, so the latency chains of one row's
-// reductions overlap with the next row's loads, and log1p runs once per vector of rows instead of once per row.
-constexpr int kRowGroup = 16;
+constexpr int kRowGroup = kLossRowGroup;
 // Bits of a CE's histogram bucket (see ce_bucket).
 constexpr int kHistogramBits = 12;
 constexpr size_t kPrefetchBytes = 8192;  // how far ahead pass 1 asks for logits

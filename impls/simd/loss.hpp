@@ -20,7 +20,11 @@ struct NegativeCe {
   int32_t prior;
 };
 
-// One thread's working memory for the loss, sized at plan time so run() never allocates.
+// Rows are processed in groups, one kernel at a time across the group, so the latency chains of one row's
+// reductions overlap with the next row's loads, and log1p runs once per vector of rows instead of once per row. A
+// group's logit offsets are int32 vector lanes, which bounds C (SimdBackend refuses larger shapes).
+constexpr int kLossRowGroup = 16;
+
 // Rows per chunk: a multiple of the 16-row groups, so no group straddles two chunks. Fixed, never derived from the
 // thread count, since the chunks decide the order in which the loss terms are added. 512 rows of 21 logits are 42 KiB.
 constexpr int kLossChunkRows = 512;

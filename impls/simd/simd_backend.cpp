@@ -228,14 +228,13 @@ class SimdBackend final : public Backend {
  private:
   // loss.cpp forms logit offsets within a group of kLossRowGroup rows in int32 vector lanes, and PriorLayout pads P to
   // whole blocks in an int: shapes past either are refused here rather than indexed wrongly.
-  static constexpr int64_t kLossRowGroup = 16;                     // loss.cpp kRowGroup
   static Status check_plan(const ProblemShape& shape, const Config& config, const PlanOptions& options) {
     if (Status s = shape.validate(); !s) return s;
     if (Status s = config.validate(); !s) return s;
     if (options.num_threads < 0)
       return Status(ErrorCode::invalid_config, fmt::format("num_threads must be >= 0, got {}", options.num_threads));
     constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
-    if (kLossRowGroup * shape.num_classes > kInt32Max)
+    if (int64_t{kLossRowGroup} * shape.num_classes > kInt32Max)
       return Status(ErrorCode::shape_mismatch,
                     fmt::format("simd: C = {} classes, at most {} (the loss indexes {} rows of logits in int32 lanes)",
                                 shape.num_classes, kInt32Max / kLossRowGroup, kLossRowGroup));
