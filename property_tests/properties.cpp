@@ -415,10 +415,10 @@ void prop_loss_definition(const Backend& backend) {
   // The comparator's absolute floors, per term summed: a sum of confident rows' CEs (logits of 1e4, each CE a few
   // ulps of 1e4 or exactly 0) has no meaningful relative error, which made this property fail about once in 100
   // seeds for simd.
-  const double conf_floor = kLossAbsTolPerTerm * static_cast<double>(conf_terms);
-  const double loc_floor = kLossAbsTolPerTerm * 4.0 * static_cast<double>(n);
-  require_close_scalar("conf_sum", conf_sum, loss.conf_sum, kLossRelTol, ctx, conf_floor);
-  require_close_scalar("loc_sum", loc_sum, loss.loc_sum, kLossRelTol, ctx, loc_floor);
+  const LossAbsFloors floor =
+      loss_abs_floors(static_cast<double>(conf_terms), n, static_cast<double>(c.config.alpha));
+  require_close_scalar("conf_sum", conf_sum, loss.conf_sum, kLossRelTol, ctx, floor.conf_sum);
+  require_close_scalar("loc_sum", loc_sum, loss.loc_sum, kLossRelTol, ctx, floor.loc_sum);
   if (n == 0) {
     if (loss.total != 0 || loss.conf != 0 || loss.loc != 0)
       fail(fmt::format("{}: N = 0 but total {} conf {} loc {} (must be 0)", ctx, loss.total, loss.conf, loss.loc));
@@ -427,9 +427,9 @@ void prop_loss_definition(const Backend& backend) {
   }
   const double N = static_cast<double>(n);
   require_close_scalar("total", (conf_sum + static_cast<double>(c.config.alpha) * loc_sum) / N, loss.total, kLossRelTol,
-                       ctx, (conf_floor + std::abs(static_cast<double>(c.config.alpha)) * loc_floor) / N);
-  require_close_scalar("conf", conf_sum / N, loss.conf, kLossRelTol, ctx, conf_floor / N);
-  require_close_scalar("loc", loc_sum / N, loss.loc, kLossRelTol, ctx, loc_floor / N);
+                       ctx, floor.total);
+  require_close_scalar("conf", conf_sum / N, loss.conf, kLossRelTol, ctx, floor.conf);
+  require_close_scalar("loc", loc_sum / N, loss.loc, kLossRelTol, ctx, floor.loc);
   RC_TAG("N > 0");
 }
 

@@ -46,7 +46,7 @@ while (($#)); do
   shift
 done
 if [[ -n $refresh ]]; then
-  ((${#positional[@]} == 0)) || { echo "usage: scripts/regress.sh --refresh-baseline [DIR]" >&2; exit 2; }
+  ((${#positional[@]} == 0)) || { echo "usage: scripts/regress.sh --refresh-baseline  (it writes reports/baseline/)" >&2; exit 2; }
 elif [[ -n $baseline ]]; then
   ((${#positional[@]} <= 1)) || { echo "usage: scripts/regress.sh --baseline DIR [HEAD]" >&2; exit 2; }
 elif ((${#positional[@]} < 1 || ${#positional[@]} > 2)); then

@@ -300,16 +300,14 @@ Result<Array> parse(std::span<const unsigned char> bytes, const std::string& sou
   const size_t width = item_size(array.dtype);
   const size_t data_start = header_start + header_len;
   const size_t available = bytes.size() - data_start;
-  // Bounded product: a hostile shape such as (2**40, 2**40) must not wrap around to a small byte count.
-  size_t expected_bytes = width;
-  if (std::find(array.shape.begin(), array.shape.end(), 0) != array.shape.end()) expected_bytes = 0;
-  for (int64_t d : array.shape) {
-    if (expected_bytes == 0) break;
-    if (expected_bytes > std::numeric_limits<size_t>::max() / static_cast<size_t>(d))
-      return bad(source, fmt::format("truncated: shape {} of {} needs more data bytes than the {} present",
-                                     format_shape(array.shape), to_string(array.dtype), available));
-    expected_bytes *= static_cast<size_t>(d);
-  }
+  // Bounded product: a hostile shape such as (2**40, 2**40) must not wrap around to a small byte count
+  // (element_count saturates at INT64_MAX).
+  const int64_t elements = element_count(array.shape);
+  if (elements == std::numeric_limits<int64_t>::max() ||
+      static_cast<uint64_t>(elements) > std::numeric_limits<size_t>::max() / width)
+    return bad(source, fmt::format("truncated: shape {} of {} needs more data bytes than the {} present",
+                                   format_shape(array.shape), to_string(array.dtype), available));
+  const size_t expected_bytes = static_cast<size_t>(elements) * width;
   if (available < expected_bytes)
     return bad(source, fmt::format("truncated: shape {} of {} needs {} data bytes but only {} are present",
                                    format_shape(array.shape), to_string(array.dtype), expected_bytes, available));

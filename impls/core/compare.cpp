@@ -321,20 +321,17 @@ AgreementReport compare_outputs(const ProblemShape& shape, const Config& config,
     // negatives, four smooth-L1 coordinates per positive.
     double conf_terms = static_cast<double>(r.num_positives);
     for (int32_t k : reference.mined_negatives) conf_terms += k;
-    const double loc_terms = 4.0 * static_cast<double>(r.num_positives);
-    const double n_terms = static_cast<double>(std::max<int64_t>(1, r.num_positives));
-    const double conf_floor = kLossAbsTolPerTerm * conf_terms, loc_floor = kLossAbsTolPerTerm * loc_terms;
-    const double total_floor = (conf_floor + std::abs(static_cast<double>(config.alpha)) * loc_floor) / n_terms;
+    const LossAbsFloors floor = loss_abs_floors(conf_terms, r.num_positives, static_cast<double>(config.alpha));
     report.quantities.push_back(
-        distrust_without_positives(compare_scalar("loss.total", r.total, c.total, kLossRelTol, total_floor)));
+        distrust_without_positives(compare_scalar("loss.total", r.total, c.total, kLossRelTol, floor.total)));
     report.quantities.push_back(
-        distrust_without_positives(compare_scalar("loss.conf", r.conf, c.conf, kLossRelTol, conf_floor / n_terms)));
+        distrust_without_positives(compare_scalar("loss.conf", r.conf, c.conf, kLossRelTol, floor.conf)));
     report.quantities.push_back(
-        distrust_without_positives(compare_scalar("loss.loc", r.loc, c.loc, kLossRelTol, loc_floor / n_terms)));
+        distrust_without_positives(compare_scalar("loss.loc", r.loc, c.loc, kLossRelTol, floor.loc)));
     report.quantities.push_back(
-        distrust_without_positives(compare_scalar("loss.conf_sum", r.conf_sum, c.conf_sum, kLossRelTol, conf_floor)));
+        distrust_without_positives(compare_scalar("loss.conf_sum", r.conf_sum, c.conf_sum, kLossRelTol, floor.conf_sum)));
     report.quantities.push_back(
-        distrust_without_positives(compare_scalar("loss.loc_sum", r.loc_sum, c.loc_sum, kLossRelTol, loc_floor)));
+        distrust_without_positives(compare_scalar("loss.loc_sum", r.loc_sum, c.loc_sum, kLossRelTol, floor.loc_sum)));
   }
   if (stage >= Stage::backward) {
     // A near-tie swap in the mined sets (judged by compare_mined above) legitimately changes the gradient row of

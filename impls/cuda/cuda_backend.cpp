@@ -373,7 +373,8 @@ class CudaBackend final : public Backend {
   }
   // The arena prepare() would allocate, laid out by the same plan_layout(). The launch limits come first, with the
   // defaults of every GPU since sm_30, so a shape past them is refused by number even where no device is present;
-  // CUB's share needs the device. The host keeps only the prior corners while preparing.
+  // CUB's share needs the device. The host keeps the prior corners while preparing (and B + 1 segment offsets,
+  // left out of the figure).
   Result<PlanMemory> plan_memory(const ProblemShape& shape, const Config& config,
                                  const PlanOptions& /*options*/) const override {
     if (Status s = shape.validate(); !s) return s;

@@ -20,6 +20,17 @@ inline constexpr double kLossRelTol = 1e-5;
 // meaningless: CE = logsumexp - x[y] from logits of magnitude 1e4 carries a few ulps of 1e4 even in double (1.8e-12
 // each), so a candidate that keeps a confident row's 4e-13 can disagree with a reference that rounds it to 0.
 inline constexpr double kLossAbsTolPerTerm = 1e-7;
+// The absolute floors of the loss totals, from the number of terms each adds up: `conf_terms` CEs (positives and
+// mined negatives) and four smooth-L1 coordinates per positive; the normalised terms divide by max(N, 1).
+struct LossAbsFloors {
+  double conf_sum, loc_sum, conf, loc, total;
+};
+inline LossAbsFloors loss_abs_floors(double conf_terms, int64_t num_positives, double alpha) {
+  const double conf_sum = kLossAbsTolPerTerm * conf_terms;
+  const double loc_sum = kLossAbsTolPerTerm * 4.0 * static_cast<double>(num_positives);
+  const double n = static_cast<double>(num_positives > 1 ? num_positives : 1);
+  return {conf_sum, loc_sum, conf_sum / n, loc_sum / n, (conf_sum + (alpha < 0 ? -alpha : alpha) * loc_sum) / n};
+}
 // Per-element gradients are single float32 expressions of softmax - onehot divided by N: 1e-5 relative.
 inline constexpr double kGradRelTol = 1e-5;
 // Absolute floor for gradient elements near 0 (a confident row's softmax - 1, a softmax tail), in units of the
