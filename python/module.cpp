@@ -268,20 +268,12 @@ class PyPlan {
       if (!plan_ || plan_->shape().batch != B || plan_->shape().max_ground_truths < G)
         prepare_for(static_cast<int>(B), static_cast<int>(G));
       result->shape = plan_->shape();
-      // Only what the stage writes: a training step's forward pass need not fault in B*P*C gradient floats.
-      BatchOutputs& o = result->out;
-      const auto rows = static_cast<size_t>(B) * static_cast<size_t>(P);
-      o.matches.resize(rows);
-      o.forced_prior.resize(static_cast<size_t>(G));
-      o.positives.resize(static_cast<size_t>(B));
-      o.unmatched_ground_truths.resize(static_cast<size_t>(B));
-      if (stage >= Stage::encode) o.targets.resize(rows * 4);
-      if (stage >= Stage::forward) {
-        o.mined.resize(rows);
-        o.mined_negatives.resize(static_cast<size_t>(B));
-      }
-      OutputView into = o.view();
+      // Only what the stage writes: a training step's forward pass need not fault in B*P*C gradient floats. The
+      // gradients go straight into the NumPy arrays, so `out` is sized at most up to the forward stage.
+      result->out = BatchOutputs(result->shape, static_cast<int>(G), std::min(stage, Stage::forward));
+      OutputView into = result->out.view();
       if (stage >= Stage::backward) {
+        const auto rows = static_cast<size_t>(B) * static_cast<size_t>(P);
         into.grad_conf = {result->grad_conf.mutable_data(), rows * static_cast<size_t>(C)};
         into.grad_loc = {result->grad_loc.mutable_data(), rows * 4};
       }

@@ -105,5 +105,23 @@ TEST(BatchOutputs, SizedForTheShape) {
                   .ok());
 }
 
+TEST(BatchOutputs, SizedUpToAStageIsWhatThatStageNeeds) {
+  const ProblemShape shape{2, 3, 4, 8};
+  const std::vector<int32_t> labels(5);
+  for (Stage stage : {Stage::match, Stage::encode, Stage::forward, Stage::backward}) {
+    SCOPED_TRACE(to_string(stage));
+    BatchOutputs out(shape, 5, stage);
+    EXPECT_TRUE(validate_outputs(shape, GroundTruthView{{}, labels, {}}, stage, out.view()).ok());
+    EXPECT_EQ(out.matches, std::vector<int32_t>(6, kNegative));
+    EXPECT_EQ(out.forced_prior, std::vector<int32_t>(5, -1));
+    // Later stages' outputs stay unallocated.
+    EXPECT_EQ(out.targets.empty(), stage < Stage::encode);
+    EXPECT_EQ(out.mined.empty(), stage < Stage::forward);
+    EXPECT_EQ(out.mined_negatives.empty(), stage < Stage::forward);
+    EXPECT_EQ(out.grad_conf.empty(), stage < Stage::backward);
+    EXPECT_EQ(out.grad_loc.empty(), stage < Stage::backward);
+  }
+}
+
 }  // namespace
 }  // namespace multibox

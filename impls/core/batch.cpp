@@ -18,17 +18,21 @@ const char* to_string(Stage stage) noexcept {
   return "unknown";
 }
 
-BatchOutputs::BatchOutputs(const ProblemShape& shape, int total_ground_truths) {
+BatchOutputs::BatchOutputs(const ProblemShape& shape, int total_ground_truths, Stage upto) {
   const size_t bp = static_cast<size_t>(shape.batch) * shape.num_priors;
   matches.assign(bp, kNegative);
   forced_prior.assign(static_cast<size_t>(total_ground_truths), -1);
   positives.assign(shape.batch, 0);
   unmatched_ground_truths.assign(shape.batch, 0);
-  mined_negatives.assign(shape.batch, 0);
-  targets.assign(bp * 4, 0.0f);
-  mined.assign(bp, 0);
-  grad_conf.assign(bp * shape.num_classes, 0.0f);
-  grad_loc.assign(bp * 4, 0.0f);
+  if (upto >= Stage::encode) targets.assign(bp * 4, 0.0f);
+  if (upto >= Stage::forward) {
+    mined.assign(bp, 0);
+    mined_negatives.assign(shape.batch, 0);
+  }
+  if (upto >= Stage::backward) {
+    grad_conf.assign(bp * shape.num_classes, 0.0f);
+    grad_loc.assign(bp * 4, 0.0f);
+  }
 }
 
 OutputView BatchOutputs::view() {

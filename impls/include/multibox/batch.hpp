@@ -73,7 +73,9 @@ struct BatchOutputs {
   LossTerms loss;
 
   BatchOutputs() = default;
-  BatchOutputs(const ProblemShape& shape, int total_ground_truths);
+  // Sizes what the stages up to `upto` produce (matches kNegative, forced_prior -1, the rest 0) and leaves the
+  // later stages' vectors empty, so a caller running only the early stages does not allocate the gradients.
+  BatchOutputs(const ProblemShape& shape, int total_ground_truths, Stage upto = Stage::backward);
   OutputView view();
 };
 
