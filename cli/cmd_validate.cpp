@@ -86,17 +86,16 @@ void add_validate_command(CLI::App& app) {
     if (!f->outputs.empty()) {
       auto loaded = read_outputs(f->outputs, *c);
       if (!loaded) fail(loaded.status().to_string());
-      if (loaded->present.empty())
-        fail(fmt::format("no output files in '{}' (expected any of matches.npy, forced_prior.npy, positives.npy, "
-                         "unmatched_ground_truths.npy, targets.npy, mined.npy, mined_negatives.npy, loss.json, "
-                         "grad_conf.npy, grad_loc.npy)",
-                         f->outputs));
+      if (loaded->present.empty()) {
+        std::vector<std::string> files;
+        for (const char* q : kOutputQuantities) files.push_back(output_file_name(q));
+        fail(fmt::format("no output files in '{}' (expected any of {})", f->outputs, fmt::join(files, ", ")));
+      }
       present = loaded->present;
       candidate = std::move(loaded->outputs);
       fmt::print("candidate: outputs in {} ({} of {} files)\n", f->outputs, present.size(),
                  std::size(kOutputQuantities));
-      stage = Stage::match;
-      for (const std::string& q : present) stage = std::max(stage, stage_of_quantity(q).value_or(Stage::match));
+      stage = latest_stage(present);
     } else {
       auto backend = select_backend(f->backend);
       if (!backend) fail(backend.status().to_string());

@@ -49,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!g) return 0;
   static const std::vector<std::string> names = [] {
     std::vector<std::string> n;
-    for (std::string_view q : kOutputQuantities) n.push_back(std::string(q) + (q == "loss" ? ".json" : ".npy"));
+    for (const char* q : kOutputQuantities) n.push_back(output_file_name(q));
     return n;
   }();
   static const std::vector<const char*> name_ptrs = [] {
@@ -65,9 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (loaded->present.empty()) return 0;
-  Stage stage = Stage::match;
-  for (const std::string& q : loaded->present) stage = std::max(stage, stage_of_quantity(q).value_or(Stage::match));
-  const BatchOutputs& reference = g->reference[static_cast<size_t>(stage)];
+  const BatchOutputs& reference = g->reference[static_cast<size_t>(latest_stage(loaded->present))];
   auto result = validate_case_outputs(g->c, reference, loaded->outputs, loaded->present);
   if (!result)
     fuzz::finding("validate_case_outputs refused outputs read_outputs accepted: " + result.status().to_string());

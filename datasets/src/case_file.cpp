@@ -177,6 +177,10 @@ Status read_array(const fs::path& path, std::vector<T>& out, std::initializer_li
 
 }  // namespace
 
+std::string output_file_name(std::string_view quantity) {
+  return std::string(quantity) + (quantity == "loss" ? ".json" : ".npy");
+}
+
 std::vector<std::string> quantities_of(Stage stage) {
   std::vector<std::string> names;
   for (const char* q : kOutputQuantities)
@@ -272,7 +276,7 @@ Result<Case> read_case(const fs::path& dir) {
 Status write_outputs(const fs::path& dir, const Case& c, const BatchOutputs& o, Stage stage) {
   if (Status s = ensure_dir(dir); !s) return s;
   for (const std::string& q : quantities_of(stage)) {
-    const fs::path path = dir / (q + (q == "loss" ? ".json" : ".npy"));
+    const fs::path path = dir / output_file_name(q);
     const std::vector<int64_t> shape = output_shape(q, c);
     Status s;
     if (q == "matches") s = write_array(path, o.matches, shape);
@@ -318,7 +322,7 @@ Result<LoadedOutputs> read_outputs(const fs::path& dir, const Case& c) {
   BatchOutputs& o = loaded.outputs;
   for (const char* q : kOutputQuantities) {
     const std::string name = q;
-    const fs::path path = dir / (name + (name == "loss" ? ".json" : ".npy"));
+    const fs::path path = dir / output_file_name(name);
     if (!fs::exists(path, ec)) continue;
     const std::vector<int64_t> shape = output_shape(name, c);
     Status s;

@@ -46,6 +46,12 @@ std::optional<Stage> stage_of_quantity(std::string_view quantity) {
   return std::nullopt;
 }
 
+Stage latest_stage(const std::vector<std::string>& quantities) {
+  Stage latest = Stage::match;
+  for (const std::string& q : quantities) latest = std::max(latest, stage_of_quantity(q).value_or(Stage::match));
+  return latest;
+}
+
 Verdict CaseValidation::overall() const noexcept {
   Verdict v = Verdict::passed;
   for (const CaseVerdict& q : quantities) {
@@ -64,8 +70,8 @@ std::string CaseValidation::to_string() const {
   std::string out;
   for (const CaseVerdict& q : quantities) {
     if (!q.provided) {
-      out += fmt::format("  {:<13}{:<24}({}.{} absent)\n", "not provided", q.verdict.quantity,
-                         file_stem_of_quantity(q.verdict.quantity), q.verdict.quantity.starts_with("loss") ? "json" : "npy");
+      out += fmt::format("  {:<13}{:<24}({} absent)\n", "not provided", q.verdict.quantity,
+                         output_file_name(file_stem_of_quantity(q.verdict.quantity)));
       continue;
     }
     out += fmt::format("  {:<13}{:<24}{:>10} elements", multibox::to_string(q.verdict.verdict), q.verdict.quantity,
@@ -81,11 +87,10 @@ Result<CaseValidation> validate_case_outputs(const Case& c, const BatchOutputs& 
                                              const BatchOutputs& candidate, const std::vector<std::string>& present) {
   if (present.empty()) return Status(ErrorCode::invalid_input, fmt::format("case '{}': no outputs to judge", c.name));
   CaseValidation result;
-  for (const std::string& q : present) {
-    const auto s = stage_of_quantity(q);
-    if (!s) return Status(ErrorCode::invalid_input, fmt::format("case '{}': unknown output quantity '{}'", c.name, q));
-    result.stage = std::max(result.stage, *s);
-  }
+  for (const std::string& q : present)
+    if (!stage_of_quantity(q))
+      return Status(ErrorCode::invalid_input, fmt::format("case '{}': unknown output quantity '{}'", c.name, q));
+  result.stage = latest_stage(present);
   // The comparator reads the candidate's mined set to judge gradient rows of near-tie swaps; a program that wrote
   // gradients but no mined.npy is judged against the reference's selection, not against an empty one.
   const bool mined_provided = std::find(present.begin(), present.end(), "mined") != present.end();

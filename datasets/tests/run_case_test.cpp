@@ -59,6 +59,11 @@ TEST(RunCase, QuantityNamesMapToFilesAndStages) {
   EXPECT_EQ(stage_of_quantity("loss.conf"), Stage::forward);
   EXPECT_EQ(stage_of_quantity("grad_loc"), Stage::backward);
   EXPECT_FALSE(stage_of_quantity("nonsense"));
+  EXPECT_EQ(latest_stage({}), Stage::match);
+  EXPECT_EQ(latest_stage({"targets", "matches"}), Stage::encode);
+  EXPECT_EQ(latest_stage({"mined", "nonsense", "positives"}), Stage::forward);
+  EXPECT_EQ(output_file_name("loss"), "loss.json");
+  EXPECT_EQ(output_file_name("grad_conf"), "grad_conf.npy");
 }
 
 TEST(RunCase, WrittenReferenceOutputsPassAfterARoundTrip) {

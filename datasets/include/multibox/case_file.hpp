@@ -51,6 +51,9 @@ inline constexpr const char* kOutputQuantities[] = {
     "matches", "forced_prior", "positives", "unmatched_ground_truths", "targets",
     "mined",   "mined_negatives", "loss", "grad_conf", "grad_loc"};
 
+// The file an output quantity is stored in, by its file stem: "loss" is loss.json, every other one <stem>.npy.
+std::string output_file_name(std::string_view quantity);
+
 // The quantities `stage` produces (cumulative), by file stem.
 std::vector<std::string> quantities_of(Stage stage);
 

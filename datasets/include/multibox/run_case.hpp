@@ -22,6 +22,8 @@ Result<BatchOutputs> run_on_case(const Backend& backend, const Case& c, Stage st
 // The stage that produces a quantity (a file stem of kOutputQuantities, or a compare_outputs() quantity name such
 // as "loss.total" or "unmatched_gts").
 std::optional<Stage> stage_of_quantity(std::string_view quantity);
+// The latest stage any of `quantities` belongs to (see stage_of_quantity); Stage::match when none does.
+Stage latest_stage(const std::vector<std::string>& quantities);
 // The output file stem a compare_outputs() quantity is read from ("loss.total" -> "loss").
 std::string file_stem_of_quantity(std::string_view quantity);
 
