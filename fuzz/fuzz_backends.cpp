@@ -13,6 +13,7 @@
 #include "fuzz_support.hpp"
 #include "multibox/compare.hpp"
 #include "multibox/registry.hpp"
+#include "multibox/run_case.hpp"
 
 namespace {
 
@@ -65,15 +66,9 @@ float loc_value(ByteReader& in) {
   return in.raw_float(1e3f);
 }
 
-struct Batch {
-  ProblemShape shape;
-  Config config;
-  std::vector<float> priors;
-  BatchData data;
-};
-
-Batch decode(ByteReader& in) {
-  Batch b;
+// A case named by its shape and configuration, which run_on_case's errors then quote.
+Case decode(ByteReader& in) {
+  Case b;
   b.shape.batch = 1 + in.byte() % kMaxBatch;
   b.shape.num_priors = 1 + in.byte() % kMaxPriors;
   b.shape.num_classes = 2 + in.byte() % (kMaxClasses - 1);
@@ -131,6 +126,7 @@ Batch decode(ByteReader& in) {
   for (float& v : d.conf) v = logit(in);
   d.loc.resize(rows * 4);
   for (float& v : d.loc) v = loc_value(in);
+  b.name = fmt::format("{}, {}", b.shape.describe(), c.describe());
   return b;
 }
 
@@ -140,32 +136,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ByteReader in({data, size});
   PlanOptions options;
   options.num_threads = 1 + in.byte() % 3;
-  const Batch b = decode(in);
-  const std::string what = fmt::format("{}, {}", b.shape.describe(), b.config.describe());
-  const GroundTruthView gt = b.data.ground_truths();
-  const PredictionView pred = b.data.predictions();
+  const Case b = decode(in);
 
+  // run_on_case's errors name the backend and the case (its shape and configuration).
   const Backend& reference = reference_backend();
-  auto reference_plan = reference.prepare(b.shape, b.priors, b.config);
-  if (!reference_plan) fuzz::finding(fmt::format("the reference refuses a valid plan ({}): {}", what,
-                                                 reference_plan.status().to_string()));
-  BatchOutputs expected(b.shape, gt.total());
-  if (Status s = (*reference_plan)->run(gt, pred, Stage::backward, expected.view()); !s)
-    fuzz::finding(fmt::format("the reference refuses a valid batch ({}): {}", what, s.to_string()));
+  auto expected = run_on_case(reference, b, Stage::backward);
+  if (!expected) fuzz::finding("the reference refuses a valid batch: " + expected.status().to_string());
 
   for (const Backend* backend : all_backends()) {
     if (backend == &reference || !backend->available()) continue;
-    const std::string who = fmt::format("backend '{}' ({} threads) on {}", backend->name(), options.num_threads, what);
-    auto plan = backend->prepare(b.shape, b.priors, b.config, options);
-    if (!plan)
-      fuzz::finding(fmt::format("{}: prepare refused what the reference ran: {}", who, plan.status().to_string()));
-    BatchOutputs actual(b.shape, gt.total());
-    if (Status s = (*plan)->run(gt, pred, Stage::backward, actual.view()); !s)
-      fuzz::finding(fmt::format("{}: run refused what the reference ran: {}", who, s.to_string()));
-    const AgreementReport report = compare_outputs(b.shape, b.config, gt, pred, Stage::backward, expected, actual);
+    auto actual = run_on_case(*backend, b, Stage::backward, options);
+    if (!actual)
+      fuzz::finding(fmt::format("a backend refuses what the reference ran ({} threads): {}", options.num_threads,
+                                actual.status().to_string()));
+    const AgreementReport report = compare_outputs(b.shape, b.config, b.data.ground_truths(), b.data.predictions(),
+                                                   Stage::backward, *expected, *actual);
     if (report.overall() == Verdict::failed)
-      fuzz::finding(fmt::format("{} disagrees with the reference '{}':\n{}", who, reference.name(),
-                                report.to_string()));
+      fuzz::finding(fmt::format("backend '{}' ({} threads) on {} disagrees with the reference '{}':\n{}",
+                                backend->name(), options.num_threads, b.name, reference.name(), report.to_string()));
   }
   return 0;
 }
