@@ -24,6 +24,9 @@ MATCHING_GOAL = ("ssd512-g100-bipartite", "ssd512-g100-argmax", 1.5)
 # term is compute, its throughput shown against the vector ceiling), and no scaling axis slower at a smaller size.
 TWIN_GOAL = ("ssd300-coco-c81", 1.2)
 SCALING_TWIN_LIMIT = 2.0
+# The issue's exception: a point whose matching is compute (O(G x P) IoU pairs, e.g. 100 objects per image) passes if
+# that term runs near the vector ceiling (at least this share of it) and the rest of its time is within the limit.
+COMPUTE_TERM_NEAR_CEILING = 0.75
 SCALING_GROUPS = [("scale-priors", "P", "priors"), ("scale-objects", "G/image", "objects per image"),
                   ("scale-classes", "C", "classes"), ("scale-batch", "B", "batch")]
 
@@ -120,6 +123,22 @@ class Report:
         """Median time over the median of the same-traffic twin replayed around it (bench/twin.hpp); None without."""
         twin = r.counter("twin_ms") if r else None
         return r.median_ms / twin if twin else None
+
+    def judged_point(self, r):
+        """(ratio, what) by which a scaling point is judged: time / twin, or, where that misses the limit but the
+        point's match stage (same case and threads) runs near the IoU vector ceiling, its time without the match stage
+        over the twin, the compute term being shown at the ceiling instead. None without a twin."""
+        ratio = self.twin_roofline(r)
+        if ratio is None:
+            return None
+        match = self.get(r.backend, r.case, "match", r.threads)
+        rate = match.counter("iou_pairs/ns/core") if match else None
+        ceiling = match.counter("iou_pairs/ns/core_limit") if match else None
+        if ratio <= SCALING_TWIN_LIMIT or rate is None or not ceiling or rate < COMPUTE_TERM_NEAR_CEILING * ceiling:
+            return ratio, r.case
+        rest = (r.median_ms - match.median_ms) / r.counter("twin_ms")
+        return rest, (f"{r.case} without its {fmt_ms(match.median_ms)} ms of matching, which runs at "
+                      f"{rate:.2f} IoU pairs/ns/core, {rate / ceiling:.0%} of the ceiling; {ratio:.2f} with it")
 
     def gbps(self, r):
         b = r.counter("bytes")
@@ -242,9 +261,9 @@ class Report:
         else:
             rows.append((what, backend, f"{ratio:.2f} ({fmt_ms(mine.median_ms)} ms vs twin "
                          f"{fmt_ms(mine.counter('twin_ms'))} ms)", f"<= {limit:g}", "PASS" if ratio <= limit else "MISS"))
-        points = [(self.twin_roofline(p[2]), p[2].case) for group, axis, _ in SCALING_GROUPS
+        points = [self.judged_point(p[2]) for group, axis, _ in SCALING_GROUPS
                   for p in self.scaling_series(group, axis).get(backend, [])]
-        points = [p for p in points if p[0] is not None]
+        points = [p for p in points if p is not None]
         what = f"every scaling-axis point, time / twin ({self.tv_threads} threads)"
         if points:
             worst = max(points)

@@ -224,6 +224,28 @@ class ReportTest(unittest.TestCase):
         self.assertTrue(line.endswith("| MISS |"))
         self.assertIn("roofline (twin)", text)
 
+    def test_scaling_point_whose_matching_runs_at_the_vector_ceiling_is_judged_without_it(self):
+        # G-80 takes 0.8 ms against a 0.3 ms twin (2.67x), 0.5 ms of it matching: with the match stage at 90 % of the
+        # IoU ceiling the point is judged on (0.8 - 0.5) / 0.3 = 1.00, a PASS; at 50 % of the ceiling, a MISS.
+        path = self.bench(8.0, 20.0)
+        with open(path) as f:
+            data = json.load(f)
+        data["benchmarks"].append(bench_entry("simd/scale-objects/G-80/match/t2", 0.5, 0,
+                                              {"iou_pairs/ns/core": 3.6, "iou_pairs/ns/core_limit": 4.0},
+                                              "B=8 P=8732 C=21 G=80 bipartite"))
+        write(path, data["benchmarks"], self.context)
+        self.with_counters(path, {"simd/scale-": {"twin_ms": 100.0}, "simd/scale-objects/G-80/backward": {"twin_ms": 0.3}})
+        _, text = self.report("--bench", path, "--no-plots")
+        line = self.goal_line(text, "every scaling-axis point")
+        self.assertIn("worst 1.00 (G-80 without its 0.5 ms of matching, which runs at 3.60 IoU pairs/ns/core, 90% of "
+                      "the ceiling; 2.67 with it)", line)
+        self.assertTrue(line.endswith("| PASS |"))
+        self.with_counters(path, {"simd/scale-objects/G-80/match": {"iou_pairs/ns/core": 2.0}})
+        _, text = self.report("--bench", path, "--no-plots")
+        line = self.goal_line(text, "every scaling-axis point")
+        self.assertIn("worst 2.67 (G-80)", line)
+        self.assertTrue(line.endswith("| MISS |"))
+
     def test_twin_goals_without_twin_are_not_judged(self):
         _, text = self.report("--bench", self.bench(8.0, 20.0), "--no-plots")
         self.assertTrue(self.goal_line(text, "ssd300-coco-c81 forward+backward, time / same-traffic twin")
