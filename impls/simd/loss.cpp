@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <span>
 
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
@@ -46,7 +47,6 @@ constexpr int kRowGroup = kLossRowGroup;
 // Bits of a CE's histogram bucket (see ce_bucket).
 constexpr int kHistogramBits = 12;
 constexpr size_t kPrefetchBytes = 8192;  // how far ahead pass 1 asks for logits
-constexpr size_t kPrefetchRows = 8;      // how many rows ahead the exact pass asks for its rows
 
 // exp(t) for the t <= 0 of a max-shifted row, in 10 vector operations on AVX-512 against ~24 for hwy::Exp (which
 // also handles t > 0): t = n ln2 + r with |r| <= ln2/2, a degree-5 polynomial with p(0) = 1 fitted for minimax
@@ -217,7 +217,8 @@ HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, float* 
 
 // sum(exp(x - max)) - 1. The max element's term (exactly 1) is left out of the sum and added back as a count, so
 // the result keeps full relative precision on confident rows, where it is tiny and log1p(rest) is the whole CE.
-HWY_INLINE float row_rest(const float* x, size_t C, float max) {
+// Returns the row's vector of partial sums and the count of its maximal elements minus one; group_log_sums reduces them.
+HWY_INLINE VF row_rest_lanes(const float* x, size_t C, float max, int32_t& ties_minus_one) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF vmax = hn::Set(d, max), zero = hn::Zero(d);
@@ -237,7 +238,53 @@ HWY_INLINE float row_rest(const float* x, size_t C, float max) {
     sum = hn::Add(sum, hn::IfThenElseZero(hn::AndNot(top, valid), exp_nonpositive(t)));
     ties += static_cast<int32_t>(hn::CountTrue(d, top));
   }
-  return hn::GetLane(hn::SumOfLanes(d, sum)) + static_cast<float>(ties - 1);
+  ties_minus_one = ties - 1;
+  return sum;
+}
+
+// log1p(rest) of up to kRowGroup rows (rows[0..n), each row's logits at conf + row * C) into log_sum[0..kRowGroup);
+// lanes past n get 0. On AVX-512 the 16 rows' sums are reduced together by one shuffle tree, which adds every row's
+// lanes in the same order whatever its slot, so a row's result does not depend on the rows beside it (a horizontal
+// sum per row was a fifth of the exact pass on objects-100, perf).
+HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows, int n, const float* row_max,
+                               float* log_sum) {
+  const DF d;
+  HWY_ALIGN int32_t ties[kRowGroup];
+#if HWY_TARGET <= HWY_AVX3
+  __m512 v[16];
+  for (int r = 0; r < kRowGroup; ++r) {
+    if (r < n) {
+      const size_t p = static_cast<size_t>(rows[r]);
+      v[kSlotRow[r]] = row_rest_lanes(conf + p * C, C, row_max[p], ties[r]).raw;
+    } else {
+      v[kSlotRow[r]] = _mm512_setzero_ps();
+      ties[r] = 0;
+    }
+  }
+  const VF sums{reduce_16_rows(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); })};
+  const hn::RebindToSigned<DF> di;
+  hn::Store(hn::Log1p(d, hn::Add(sums, hn::ConvertTo(d, hn::Load(di, ties)))), d, log_sum);
+#else
+  const size_t N = hn::Lanes(d);
+  for (int r = 0; r < kRowGroup; ++r) {
+    float rest = 0.0f;
+    if (r < n) {
+      const size_t p = static_cast<size_t>(rows[r]);
+      const VF lanes = row_rest_lanes(conf + p * C, C, row_max[p], ties[r]);
+      rest = hn::GetLane(hn::SumOfLanes(d, lanes)) + static_cast<float>(ties[r]);
+    }
+    log_sum[r] = rest;
+  }
+  for (size_t k = 0; k < static_cast<size_t>(kRowGroup); k += N) hn::Store(hn::Log1p(d, hn::Load(d, log_sum + k)), d, log_sum + k);
+#endif
+}
+
+// softmax(x)[y] - 1 = expm1(log softmax(x)[y]), exact where the row is confident and the difference is tiny, times
+// `scale`, for a group's rows at once: t[0..kRowGroup) holds each row's (x[y] - max) - log_sum.
+HWY_INLINE void group_expm1(float* t, float scale) {
+  const DF d;
+  for (size_t k = 0; k < static_cast<size_t>(kRowGroup); k += hn::Lanes(d))
+    hn::Store(hn::Mul(hn::Expm1(d, hn::Load(d, t + k)), hn::Set(d, scale)), d, t + k);
 }
 
 // out[c] = softmax(x)[c] * scale = exp((x[c] - max) - log_sum) * scale.
@@ -281,9 +328,11 @@ uint32_t bucket_boundary(const std::vector<uint32_t>& histogram, int64_t quota) 
   return boundary;
 }
 
-// Puts the `quota` hardest of the `count` entries first (in no particular order), given a boundary with at least
-// `quota` entries at or above it: those few are compacted to the front and nth_element runs on them alone. Exact:
-// every one of the quota hardest lies at or above the boundary, ties included.
+// Puts the `quota` hardest of the `count` entries first (in no particular order), given the boundary bucket_boundary
+// found for `quota`: those at or above it are compacted to the front, and only the boundary bucket's own entries
+// compete for the places left, since fewer than `quota` lie above it and each of those is harder than any entry in
+// it. Exact: every one of the quota hardest lies at or above the boundary, ties included. (nth_element over every
+// kept entry was 7% of objects-100, where the quota is a fifth of the negatives and most kept entries are mined.)
 void select_above(NegativeCe* negatives, size_t count, int64_t quota, uint32_t boundary) {
   size_t kept = 0;
   for (size_t i = 0; i < count; ++i) {  // branch-free stable compaction
@@ -291,8 +340,11 @@ void select_above(NegativeCe* negatives, size_t count, int64_t quota, uint32_t b
     negatives[kept] = e;
     kept += ce_bucket(e.ce) >= boundary;
   }
+  if (quota >= static_cast<int64_t>(kept)) return;
+  NegativeCe* const in_boundary =
+      std::partition(negatives, negatives + kept, [&](const NegativeCe& e) { return ce_bucket(e.ce) > boundary; });
   auto harder = [](const NegativeCe& a, const NegativeCe& b) { return core::harder_negative(a.ce, a.prior, b.ce, b.prior); };
-  if (quota < static_cast<int64_t>(kept)) std::nth_element(negatives, negatives + (quota - 1), negatives + kept, harder);
+  std::nth_element(in_boundary, negatives + (quota - 1), negatives + kept, harder);
 }
 
 void select_hardest(NegativeCe* negatives, size_t count, int64_t quota, std::vector<uint32_t>& histogram) {
@@ -320,6 +372,14 @@ HWY_INLINE void prefetch_row(const float* x, size_t C) {
   const char* end = a + C * sizeof(float);
   for (a = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(a) & ~uintptr_t{63}); a < end; a += 64)
     hwy::Prefetch(a);
+}
+
+// The same for a row about to be written over: its lines were streamed out to memory, so a store first reads them.
+HWY_INLINE void prefetch_row_for_write(float* x, size_t C) {
+  char* a = reinterpret_cast<char*>(x);
+  char* end = a + C * sizeof(float);
+  for (a = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(a) & ~uintptr_t{63}); a < end; a += 64)
+    __builtin_prefetch(a, 1);
 }
 
 bool any_non_finite(const float* x, size_t n) {
@@ -505,21 +565,14 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
   }
 }
 
-// Pass 2 over one chunk's positives and the negatives that may be mined: exact CE, loc loss, positives' gradients.
-void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s,
-                int chunk) {
+// Pass 2's rows of one chunk, at s.rows + its first row: its positives and the negatives whose upper bound reaches
+// the cut.
+void collect_rows(const ImageLossInputs& in, LossScratch& s, int chunk) {
   const auto [c0, c1] = chunk_range(in.num_priors, chunk);
-  const size_t C = static_cast<size_t>(in.num_classes);
   const DF d;
   const hn::RebindToSigned<DF> di;
   const size_t lanes = hn::Lanes(d);
-  const bool gradients = out.grad_conf != nullptr && in.batch_positives > 0;
-  const double n = static_cast<double>(in.batch_positives);
-  const float inv_n = in.batch_positives > 0 ? static_cast<float>(1.0 / n) : 0.0f;
-  const double beta = config.smooth_l1_beta, alpha = config.alpha;
-  auto logits = [&](int p) { return in.conf + static_cast<size_t>(p) * C; };
   LossChunk& r = s.chunks[chunk];
-
   int32_t* rows = s.rows.data() + c0;
   int32_t count = 0, candidates = 0;
   for (int p = c0; p < c1; p += static_cast<int>(lanes)) {
@@ -534,31 +587,59 @@ void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLoss
   }
   r.candidates = candidates;
   r.exact_rows = count;
+}
+
+// Pass 2 over one chunk's collected rows: exact CE, loc loss, positives' gradients. `next`: the collected rows of
+// the chunk this thread computes next (empty if none), whose first group is asked for during this chunk's last one.
+void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s,
+                int chunk, std::span<const int32_t> next) {
+  const int c0 = chunk_range(in.num_priors, chunk).first;
+  const size_t C = static_cast<size_t>(in.num_classes);
+  const bool gradients = out.grad_conf != nullptr && in.batch_positives > 0;
+  const double n = static_cast<double>(in.batch_positives);
+  const float inv_n = in.batch_positives > 0 ? static_cast<float>(1.0 / n) : 0.0f;
+  const double beta = config.smooth_l1_beta, alpha = config.alpha;
+  auto logits = [&](int p) { return in.conf + static_cast<size_t>(p) * C; };
+  LossChunk& r = s.chunks[chunk];
+  const int32_t* rows = s.rows.data() + c0;
+  const int32_t count = r.exact_rows;
   r.conf_sum = 0;
   r.loc_sum = 0;
   NegativeCe* negatives = s.negatives.data() + c0;
   int32_t exact_negatives = 0;
-  HWY_ALIGN float log_sum[kRowGroup];
-  // The loop below asks for each row kPrefetchRows ahead; the chunk's first rows are asked for together up front, so
-  // their misses overlap instead of coming one by one at every chunk's start.
-  for (int i = 0; i < std::min(count, static_cast<int>(kPrefetchRows)); ++i) prefetch_row(logits(rows[i]), C);
-  for (int i0 = 0; i0 < count; i0 += kRowGroup) {
-    const int i1 = std::min(count, i0 + kRowGroup);
-    for (int i = i0; i < i0 + kRowGroup; ++i) {
-      // The rows are scattered and read long ago; asking for them a few rows ahead cut this pass by a fifth.
-      if (i + static_cast<int>(kPrefetchRows) < count) prefetch_row(logits(rows[i + kPrefetchRows]), C);
-      log_sum[i - i0] = i < i1 ? row_rest(logits(rows[i]), C, s.row_max[rows[i]]) : 0.0f;
+  HWY_ALIGN float log_sum[kRowGroup], top[kRowGroup];
+  // The rows are scattered and were read long ago (a chunk's first ones may be out of L2): each group asks for the
+  // next group's rows (and the positives' offsets, targets and gradient rows) while it computes, so their misses
+  // overlap (a few rows ahead cut this pass by a fifth; the positives' loc offsets, not asked for, were 6% of it on
+  // objects-100). A chunk holds only ~25 such rows on SSD300/COCO-like logits, so the last group asks for the next
+  // chunk's first (the first group of every chunk waiting on its rows was a third of the pass's samples, perf).
+  auto prefetch_group = [&](const int32_t* list, int n_rows) {
+    for (int i = 0; i < std::min(n_rows, kRowGroup); ++i) {
+      const int p = list[i];
+      prefetch_row(logits(p), C);
+      if (in.matches[p] < 0) continue;
+      hwy::Prefetch(in.loc + static_cast<size_t>(p) * 4);
+      hwy::Prefetch(in.targets + static_cast<size_t>(p) * 4);
+      if (gradients) prefetch_row_for_write(out.grad_conf + static_cast<size_t>(p) * C, C);
     }
-    for (int k = 0; k < kRowGroup; k += static_cast<int>(lanes))
-      hn::Store(hn::Log1p(d, hn::Load(d, log_sum + k)), d, log_sum + k);
-    for (int i = i0; i < i1; ++i) {
-      const int p = rows[i];
+  };
+  prefetch_group(rows, count);
+  for (int i0 = 0; i0 < count; i0 += kRowGroup) {
+    const int group = std::min(count - i0, kRowGroup);
+    if (i0 + kRowGroup < count)
+      prefetch_group(rows + i0 + kRowGroup, count - i0 - kRowGroup);
+    else
+      prefetch_group(next.data(), static_cast<int>(next.size()));
+    group_log_sums(in.conf, C, rows + i0, group, s.row_max.data(), log_sum);
+    std::fill(top, top + kRowGroup, 0.0f);
+    for (int k = 0; k < group; ++k) {
+      const int p = rows[i0 + k];
       const int32_t m = in.matches[p];
-      s.row_log_sum[p] = log_sum[i - i0];
+      s.row_log_sum[p] = log_sum[k];
       const float* x = logits(p);
       const int32_t y = m >= 0 ? in.labels[m] : 0;
       // CE = logsumexp - x[y] = (max - x[y]) + log_sum: no large terms cancel, even with logits of 1e4.
-      const float ce = (s.row_max[p] - x[y]) + s.row_log_sum[p];
+      const float ce = (s.row_max[p] - x[y]) + log_sum[k];
       if (m < 0) {
         // A NaN would break nth_element's ordering (unchecked input with check_prediction_values off): rank it
         // as +Inf instead, so selection stays well defined and the loss comes out infinite.
@@ -566,21 +647,38 @@ void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLoss
         continue;
       }
       r.conf_sum += ce;
-      for (int k = 0; k < 4; ++k) {
-        const size_t j = static_cast<size_t>(p) * 4 + k;
-        const double diff = static_cast<double>(in.loc[j]) - in.targets[j];
+      for (int j = 0; j < 4; ++j) {
+        const size_t e = static_cast<size_t>(p) * 4 + j;
+        const double diff = static_cast<double>(in.loc[e]) - in.targets[e];
         r.loc_sum += core::smooth_l1<double>(diff, beta);
-        if (gradients) out.grad_loc[j] = static_cast<float>(alpha * core::smooth_l1_grad<double>(diff, beta) / n);
+        if (gradients) out.grad_loc[e] = static_cast<float>(alpha * core::smooth_l1_grad<double>(diff, beta) / n);
       }
-      if (gradients) {
-        float* grad = out.grad_conf + static_cast<size_t>(p) * C;
-        softmax_row(x, C, s.row_max[p], s.row_log_sum[p], inv_n, grad);
-        // softmax - 1 = expm1(log softmax): exact where the row is confident and the difference is tiny.
-        grad[y] = std::expm1((x[y] - s.row_max[p]) - s.row_log_sum[p]) * inv_n;
-      }
+      top[k] = (x[y] - s.row_max[p]) - log_sum[k];
+    }
+    if (!gradients) continue;
+    group_expm1(top, inv_n);
+    for (int k = 0; k < group; ++k) {
+      const int p = rows[i0 + k];
+      const int32_t m = in.matches[p];
+      if (m < 0) continue;
+      float* grad = out.grad_conf + static_cast<size_t>(p) * C;
+      softmax_row(logits(p), C, s.row_max[p], log_sum[k], inv_n, grad);
+      grad[in.labels[m]] = top[k];
     }
   }
   r.exact_negatives = exact_negatives;
+}
+
+// Pass 2 over every chunk on the calling thread: the rows of all chunks first, so each chunk can ask for the next's.
+void exact_all(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s) {
+  const int chunks = static_cast<int>(s.chunks.size());
+  for (int c = 0; c < chunks; ++c) collect_rows(in, s, c);
+  for (int c = 0; c < chunks; ++c) {
+    std::span<const int32_t> next;
+    if (c + 1 < chunks)
+      next = {s.rows.data() + chunk_range(in.num_priors, c + 1).first, static_cast<size_t>(s.chunks[c + 1].exact_rows)};
+    exact_impl(config, in, out, s, c, next);
+  }
 }
 
 ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s) {
@@ -594,7 +692,7 @@ ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const Ima
   for (const LossChunk& r : s.chunks) candidates += r.candidates;
   if (candidates < s.quota) {  // cannot happen with valid bounds; exact everywhere is always right
     s.cut = -HUGE_VALF;
-    for (int c = 0; c < chunks; ++c) exact_impl(config, in, out, s, c);
+    exact_all(config, in, out, s);
   }
   // The chunks' sums in chunk order, and their candidates compacted in chunk order (prior order): neither depends
   // on which thread ran which chunk.
@@ -622,12 +720,31 @@ ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const Ima
   if (out.grad_conf != nullptr && in.batch_positives > 0) {
     const size_t C = static_cast<size_t>(in.num_classes);
     const float inv_n = static_cast<float>(1.0 / static_cast<double>(in.batch_positives));
-    for (int64_t k = 0; k < quota; ++k) {
-      const int p = s.negatives[k].prior;
-      const float* x = in.conf + static_cast<size_t>(p) * C;
-      float* grad = out.grad_conf + static_cast<size_t>(p) * C;
-      softmax_row(x, C, s.row_max[p], s.row_log_sum[p], inv_n, grad);
-      grad[0] = std::expm1((x[0] - s.row_max[p]) - s.row_log_sum[p]) * inv_n;
+    auto row = [&](int64_t k) { return static_cast<size_t>(s.negatives[k].prior); };
+    // The mined rows are scattered: the next group's logits and gradient rows are asked for while one computes.
+    auto prefetch_group = [&](int64_t k0) {
+      for (int64_t k = k0; k < std::min(quota, k0 + kRowGroup); ++k) {
+        prefetch_row(in.conf + row(k) * C, C);
+        prefetch_row_for_write(out.grad_conf + row(k) * C, C);
+      }
+    };
+    HWY_ALIGN float top[kRowGroup];
+    prefetch_group(0);
+    for (int64_t k0 = 0; k0 < quota; k0 += kRowGroup) {
+      const int group = static_cast<int>(std::min<int64_t>(kRowGroup, quota - k0));
+      prefetch_group(k0 + kRowGroup);
+      std::fill(top, top + kRowGroup, 0.0f);
+      for (int k = 0; k < group; ++k) {
+        const size_t p = row(k0 + k);
+        top[k] = (in.conf[p * C] - s.row_max[p]) - s.row_log_sum[p];
+      }
+      group_expm1(top, inv_n);
+      for (int k = 0; k < group; ++k) {
+        const size_t p = row(k0 + k);
+        float* grad = out.grad_conf + p * C;
+        softmax_row(in.conf + p * C, C, s.row_max[p], s.row_log_sum[p], inv_n, grad);
+        grad[0] = top[k];
+      }
     }
   }
   return result;
@@ -671,7 +788,9 @@ void loss_select(const Config& config, const ImageLossInputs& in, LossScratch& s
 
 void loss_exact(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch,
                 int chunk) {
-  if (!scratch.failed) exact_impl(config, in, out, scratch, chunk);
+  if (scratch.failed) return;
+  collect_rows(in, scratch, chunk);
+  exact_impl(config, in, out, scratch, chunk, {});
 }
 
 ImageLoss loss_finish(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
@@ -691,8 +810,7 @@ ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const Imag
   }
   if (out.grad_conf != nullptr) flush_streaming_stores();  // the streamed zeros before the stores over some rows
   select_impl(config, in, scratch, true);
-  if (!scratch.failed)
-    for (int c = 0; c < chunks; ++c) exact_impl(config, in, out, scratch, c);
+  if (!scratch.failed) exact_all(config, in, out, scratch);
   return finish_impl(config, in, out, scratch);
 }
 
