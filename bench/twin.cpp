@@ -10,6 +10,7 @@
 #include <hwy/highway.h>
 
 #include "simd/image_pool.hpp"
+#include "simd/loss.hpp"
 #include "simd/streaming.hpp"
 
 namespace multibox::bench {
@@ -48,8 +49,8 @@ HWY_INLINE void store_zeros(T* x, size_t n) {
   if (i < n) hn::BlendedStore(hn::Zero(d), hn::FirstN(d, n - i), d, f + i);
 }
 
-// The backend's row group (simd/loss.cpp kRowGroup): it streams the gradient zeros after every group's logits.
-constexpr size_t kGroupRows = 16;
+// The backend streams the gradient zeros after every row group's logits (simd::kLossRowGroup).
+constexpr int64_t kGroupRows = simd::kLossRowGroup;
 
 }  // namespace
 

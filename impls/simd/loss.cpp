@@ -366,20 +366,14 @@ HWY_INLINE void for_each_set_lane(D d, hn::Mask<D> mask, Fn fn) {
   for (; bits != 0; bits &= bits - 1) fn(static_cast<int>(__builtin_ctzll(bits)));
 }
 
-// Asks for a row's cache lines ahead of its use, for the scattered rows of the exact pass.
+// Asks for a row's cache lines ahead of its use, for the scattered rows of pass 2 and of the mined gradients. With
+// kForWrite, for a row about to be written over: its lines were streamed out to memory, so a store first reads them.
+template <bool kForWrite = false>
 HWY_INLINE void prefetch_row(const float* x, size_t C) {
   const char* a = reinterpret_cast<const char*>(x);
   const char* end = a + C * sizeof(float);
   for (a = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(a) & ~uintptr_t{63}); a < end; a += 64)
-    hwy::Prefetch(a);
-}
-
-// The same for a row about to be written over: its lines were streamed out to memory, so a store first reads them.
-HWY_INLINE void prefetch_row_for_write(float* x, size_t C) {
-  char* a = reinterpret_cast<char*>(x);
-  char* end = a + C * sizeof(float);
-  for (a = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(a) & ~uintptr_t{63}); a < end; a += 64)
-    __builtin_prefetch(a, 1);
+    __builtin_prefetch(a, kForWrite ? 1 : 0);
 }
 
 bool any_non_finite(const float* x, size_t n) {
@@ -620,7 +614,7 @@ void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLoss
       if (in.matches[p] < 0) continue;
       hwy::Prefetch(in.loc + static_cast<size_t>(p) * 4);
       hwy::Prefetch(in.targets + static_cast<size_t>(p) * 4);
-      if (gradients) prefetch_row_for_write(out.grad_conf + static_cast<size_t>(p) * C, C);
+      if (gradients) prefetch_row<true>(out.grad_conf + static_cast<size_t>(p) * C, C);
     }
   };
   prefetch_group(rows, count);
@@ -725,7 +719,7 @@ ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const Ima
     auto prefetch_group = [&](int64_t k0) {
       for (int64_t k = k0; k < std::min(quota, k0 + kRowGroup); ++k) {
         prefetch_row(in.conf + row(k) * C, C);
-        prefetch_row_for_write(out.grad_conf + row(k) * C, C);
+        prefetch_row<true>(out.grad_conf + row(k) * C, C);
       }
     };
     HWY_ALIGN float top[kRowGroup];
