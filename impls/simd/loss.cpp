@@ -36,6 +36,10 @@
 #include "multibox/batch.hpp"
 #include "simd/streaming.hpp"
 
+#ifdef MULTIBOX_SIMD_EXPECT_TARGET
+static_assert(HWY_TARGET == MULTIBOX_SIMD_EXPECT_TARGET, "the preset's flags do not give the Highway target it tests");
+#endif
+
 namespace multibox::simd {
 namespace {
 
@@ -47,6 +51,19 @@ constexpr int kRowGroup = kLossRowGroup;
 // Bits of a CE's histogram bucket (see ce_bucket).
 constexpr int kHistogramBits = 12;
 constexpr size_t kPrefetchBytes = 8192;  // how far ahead pass 1 asks for logits
+// Whether pass 1 asks for each row's lines as it reaches the row, rather than a whole group's at once. On an AVX2
+// EPYC (Zen, 2 vCPUs) the group's 81 prefetches at C=81 stalled the core on their own (perf: 22% of pass 1's samples
+// on them, and no prefetch at all was faster); one row's 5 lines at a time, spread over the math, took forward C=81
+// on one thread from 12.5 to 10.2 ms and forward + backward at 2 threads from 9.8 to 8.4 ms (4, 8 and 16 KiB ahead,
+// prefetcht0 or prefetcht1 all within noise of each other). The AVX-512 path was tuned with the burst on a Xeon and
+// keeps it: no AVX-512 machine was at hand to measure the change there.
+constexpr bool kPrefetchPerRow = !(HWY_TARGET <= HWY_AVX3);
+
+// Asks for the lines of [from + kPrefetchBytes, + bytes), stopping at `end` (the image's last logit).
+HWY_INLINE void prefetch_ahead(const float* from, size_t bytes, const char* end) {
+  const char* a = reinterpret_cast<const char*>(from) + kPrefetchBytes;
+  for (const char* e = std::min(end, a + bytes); a < e; a += 64) hwy::Prefetch(a);
+}
 
 // exp(t) for the t <= 0 of a max-shifted row, in 10 vector operations on AVX-512 against ~24 for hwy::Exp (which
 // also handles t > 0): t = n ln2 + r with |r| <= ln2/2, a degree-5 polynomial with p(0) = 1 fitted for minimax
@@ -88,8 +105,17 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
   const size_t N = hn::Lanes(d);
   const VF lowest = hn::Set(d, -HUGE_VALF);
   for (VF& v : mx) v = lowest;
+  // A whole round of accumulators per step, so each is a fixed register: indexing mx by a running (a + 1) % 2 kept
+  // them on the stack on AVX2, a store-forwarding chain through every load (perf: the largest hot spot of pass 1).
   size_t i = 0, a = 0;
-  for (; i + N <= C; i += N, a = (a + 1) % kLaneVectors) {
+  for (; i + kLaneVectors * N <= C; i += kLaneVectors * N) {
+    for (size_t j = 0; j < kLaneVectors; ++j) {
+      const VF v = hn::LoadU(d, x + i + j * N);
+      mx[j] = hn::Max(mx[j], v);
+      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+    }
+  }
+  for (; i + N <= C; i += N, ++a) {
     const VF v = hn::LoadU(d, x + i);
     mx[a] = hn::Max(mx[a], v);
     if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
@@ -122,6 +148,21 @@ HWY_INLINE __m512 reduce_16_rows(__m512 (&v)[16], Op op) {
               _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
   return op(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
+#elif HWY_TARGET == HWY_AVX2
+// reduce_16_rows for 8-lane vectors: row r goes in slot kSlotRow[r] of the input, and comes out in lane r. Every
+// row's lanes are combined in the same order whatever its slot, as in reduce_16_rows.
+constexpr int kSlotRow[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+
+template <class Op>
+HWY_INLINE __m256 reduce_8_rows(__m256 (&v)[8], Op op) {
+  __m256 a[4], b[2];
+  for (int i = 0; i < 4; ++i)  // 128-bit halves: [v0 lo, v1 lo] op [v0 hi, v1 hi]
+    a[i] = op(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20), _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
+  for (int i = 0; i < 2; ++i)  // pairs of lanes within each half
+    b[i] = op(_mm256_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+              _mm256_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  return op(_mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
 #endif
 
 // For the `rows` (<= kRowGroup) rows starting at x: each row's exact maximum, and bounds on rest = sum(exp(x - max))
@@ -131,7 +172,7 @@ HWY_INLINE __m512 reduce_16_rows(__m512 (&v)[16], Op op) {
 // Entries past `rows` are left unspecified.
 template <bool kCheck>
 HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane_count, float* row_max,
-                           float* rest_lo, float* rest_hi, VF& probe) {
+                           float* rest_lo, float* rest_hi, VF& probe, [[maybe_unused]] const char* prefetch_end) {
 #if HWY_TARGET <= HWY_AVX3
   static_assert(kRowGroup == 16 && kLaneVectors == 1, "one row per lane of a 512-bit vector");
   __m512 v[16];
@@ -158,11 +199,44 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   _mm512_store_ps(rest_lo, _mm512_sub_ps(reduce_16_rows(v, add), one));
   for (int s = 0; s < 16; ++s) v[s] = _mm512_mul_ps(v[s], counts);
   _mm512_store_ps(rest_hi, _mm512_sub_ps(reduce_16_rows(v, add), one));
+#elif HWY_TARGET == HWY_AVX2
+  // Eight rows at a time through reduce_8_rows, as the AVX-512 path does sixteen: the three horizontal reductions
+  // per row of the generic path below were serial chains of shuffles that left the FMA pipe idle (perf on an AVX2
+  // EPYC: pass 1 was 62% of the headline, twice its same-traffic twin).
+  static_assert(kRowGroup == 16 && kLaneVectors == 2, "two 8-lane vectors per row");
+  const __m256 count0 = _mm256_load_ps(lane_count), count1 = _mm256_load_ps(lane_count + 8);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  auto max = [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); };
+  auto add = [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); };
+  for (int h = 0; h < kRowGroup; h += 8) {
+    __m256 lanes[8][2], m[8];
+    for (int r = 0; r < 8; ++r) {
+      VF mx[2];
+      if constexpr (kPrefetchPerRow) prefetch_ahead(x + (h + r) * C, C * sizeof(float), prefetch_end);
+      row_lane_maxima<kCheck>(x + std::min(h + r, rows - 1) * C, C, probe, mx);
+      lanes[r][0] = mx[0].raw;
+      lanes[r][1] = mx[1].raw;
+      m[kSlotRow[r]] = _mm256_max_ps(mx[0].raw, mx[1].raw);
+    }
+    _mm256_store_ps(row_max + h, reduce_8_rows(m, max));
+    __m256 lo[8], hi[8];
+    for (int r = 0; r < 8; ++r) {
+      // Lanes past a short row hold -inf: exp_nonpositive clamps them to exp(-200), which flushes to an exact 0.
+      const VF top{_mm256_broadcast_ss(row_max + h + r)};
+      const __m256 e0 = exp_nonpositive(hn::Sub(VF{lanes[r][0]}, top)).raw;
+      const __m256 e1 = exp_nonpositive(hn::Sub(VF{lanes[r][1]}, top)).raw;
+      lo[kSlotRow[r]] = _mm256_add_ps(e0, e1);
+      hi[kSlotRow[r]] = _mm256_fmadd_ps(e1, count1, _mm256_mul_ps(e0, count0));
+    }
+    _mm256_store_ps(rest_lo + h, _mm256_sub_ps(reduce_8_rows(lo, add), one));
+    _mm256_store_ps(rest_hi + h, _mm256_sub_ps(reduce_8_rows(hi, add), one));
+  }
 #else
   const DF d;
   const size_t N = hn::Lanes(d);
   for (int r = 0; r < rows; ++r) {
     VF mx[kLaneVectors];
+    if constexpr (kPrefetchPerRow) prefetch_ahead(x + r * C, C * sizeof(float), prefetch_end);
     row_lane_maxima<kCheck>(x + r * C, C, probe, mx);
     VF all = mx[0];
     for (size_t j = 1; j < kLaneVectors; ++j) all = hn::Max(all, mx[j]);
@@ -243,7 +317,7 @@ HWY_INLINE VF row_rest_lanes(const float* x, size_t C, float max, int32_t& ties_
 }
 
 // log1p(rest) of up to kRowGroup rows (rows[0..n), each row's logits at conf + row * C) into log_sum[0..kRowGroup);
-// lanes past n get 0. On AVX-512 the 16 rows' sums are reduced together by one shuffle tree, which adds every row's
+// lanes past n get 0. On AVX-512 the 16 rows' sums are reduced together by one shuffle tree (on AVX2 by two), which adds every row's
 // lanes in the same order whatever its slot, so a row's result does not depend on the rows beside it (a horizontal
 // sum per row was a fifth of the exact pass on objects-100, perf).
 HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows, int n, const float* row_max,
@@ -264,6 +338,22 @@ HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows,
   const VF sums{reduce_16_rows(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); })};
   const hn::RebindToSigned<DF> di;
   hn::Store(hn::Log1p(d, hn::Add(sums, hn::ConvertTo(d, hn::Load(di, ties)))), d, log_sum);
+#elif HWY_TARGET == HWY_AVX2
+  const hn::RebindToSigned<DF> di;
+  for (int h = 0; h < kRowGroup; h += 8) {
+    __m256 v[8];
+    for (int r = 0; r < 8; ++r) {
+      if (h + r < n) {
+        const size_t p = static_cast<size_t>(rows[h + r]);
+        v[kSlotRow[r]] = row_rest_lanes(conf + p * C, C, row_max[p], ties[h + r]).raw;
+      } else {
+        v[kSlotRow[r]] = _mm256_setzero_ps();
+        ties[h + r] = 0;
+      }
+    }
+    const VF sums{reduce_8_rows(v, [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); })};
+    hn::Store(hn::Log1p(d, hn::Add(sums, hn::ConvertTo(d, hn::Load(di, ties + h)))), d, log_sum + h);
+  }
 #else
   const size_t N = hn::Lanes(d);
   for (int r = 0; r < kRowGroup; ++r) {
@@ -440,14 +530,11 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
     // Software prefetch a fixed distance ahead: the hardware prefetcher stops running ahead while a group's math
     // issues no loads, so without it the reads and the math hardly overlap (pass 1 of SSD300/C=81 on one thread:
     // 91 -> 75 us an image at 8 KiB ahead; 2 KiB and 32 KiB ahead gained less).
-    for (const char* a = reinterpret_cast<const char*>(logits(p0)) + kPrefetchBytes,
-                    *e = std::min(conf_end, a + kRowGroup * C * sizeof(float));
-         a < e; a += 64)
-      hwy::Prefetch(a);
+    if (by_column || !kPrefetchPerRow) prefetch_ahead(logits(p0), kRowGroup * C * sizeof(float), conf_end);
     if (by_column)
       bound_rows_by_column<kCheck>(logits(p0), rows, C, group_max, rest_lo, rest_hi, probe);
     else
-      bound_rows<kCheck>(logits(p0), rows, C, lane_count, group_max, rest_lo, rest_hi, probe);
+      bound_rows<kCheck>(logits(p0), rows, C, lane_count, group_max, rest_lo, rest_hi, probe, conf_end);
     // The group's zero gradient rows, streamed now that its math is issued (right after the loads, or spread over
     // the math, measured the same within noise).
     if (backward) zeros.until(static_cast<size_t>(p0 + rows - c0) * C);
