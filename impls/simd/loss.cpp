@@ -107,7 +107,7 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
   for (VF& v : mx) v = lowest;
   // A whole round of accumulators per step, so each is a fixed register: indexing mx by a running (a + 1) % 2 kept
   // them on the stack on AVX2, a store-forwarding chain through every load (perf: the largest hot spot of pass 1).
-  size_t i = 0, a = 0;
+  size_t i = 0;
   for (; i + kLaneVectors * N <= C; i += kLaneVectors * N) {
     for (size_t j = 0; j < kLaneVectors; ++j) {
       const VF v = hn::LoadU(d, x + i + j * N);
@@ -115,16 +115,19 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
       if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
     }
   }
-  for (; i + N <= C; i += N, ++a) {
-    const VF v = hn::LoadU(d, x + i);
-    mx[a] = hn::Max(mx[a], v);
-    if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
-  }
-  if (i < C) {
-    const auto valid = hn::FirstN(d, C - i);
-    const VF v = hn::MaskedLoad(valid, d, x + i);  // zero in the lanes past the row
-    mx[a] = hn::Max(mx[a], hn::IfThenElse(valid, v, lowest));
-    if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+  // Less than a round left: accumulator j takes the next vector, whole or masked, j again a constant (a tail indexed
+  // by a running count put the accumulators back on the stack: 4% of pass 1 at C=21).
+  for (size_t j = 0; j < kLaneVectors && i < C; ++j, i += N) {
+    if (i + N <= C) {
+      const VF v = hn::LoadU(d, x + i);
+      mx[j] = hn::Max(mx[j], v);
+      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+    } else {
+      const auto valid = hn::FirstN(d, C - i);
+      const VF v = hn::MaskedLoad(valid, d, x + i);  // zero in the lanes past the row
+      mx[j] = hn::Max(mx[j], hn::IfThenElse(valid, v, lowest));
+      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+    }
   }
 }
 
@@ -258,14 +261,14 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
 // Rows of at most this many logits are bounded a column at a time (bound_rows_by_column).
 constexpr size_t kColumnClasses = 8;
 
-// bound_rows for short rows (C <= kColumnClasses): a vector of rows at a time, one gather and one exp per column,
-// where bound_rows spends a load, 16 exps and three 16-row reductions per row whatever C is. The bounds are then
+// bound_rows for short rows (C <= kColumnClasses): a vector of rows at a time, one gather (or a deinterleaving load)
+// and one exp per column, where bound_rows spends a load, 16 exps and three 16-row reductions per row whatever C is. The bounds are then
 // the rows' CEs themselves (every lane maximum is a single element), rounding included: the cut's margin covers that
 // as it covers the rounding of the 16-lane bounds. Perf on classes-2 (SSD300, B=8) after the vscalefps fix: no
 // hot spot left, the time spread over bound_rows' per-row work; C=2 stayed as slow as C=21.
 template <bool kCheck>
 HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, float* row_max, float* rest_lo,
-                                     float* rest_hi, VF& probe) {
+                                     float* rest_hi, float* row_first, VF& probe) {
   const DF d;
   const hn::RebindToSigned<DF> di;
   const size_t N = hn::Lanes(d);
@@ -274,12 +277,26 @@ HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, float* 
     const auto first = hn::Mul(hn::Min(hn::Iota(di, static_cast<int32_t>(k)), hn::Set(di, rows - 1)),
                                hn::Set(di, static_cast<int32_t>(C)));
     VF column[kColumnClasses];
+    // A whole vector of rows with 2-4 logits each is read as it lies and split into columns by shuffles: the
+    // gathers were the largest part of pass 1 at C=2 on an AVX2 EPYC, whose gathers are microcoded (perf).
+    const bool whole = k + N <= static_cast<size_t>(rows);
+    const float* at = x + k * C;
+    if (whole && C == 2) {
+      hn::LoadInterleaved2(d, at, column[0], column[1]);
+    } else if (whole && C == 3) {
+      hn::LoadInterleaved3(d, at, column[0], column[1], column[2]);
+    } else if (whole && C == 4) {
+      hn::LoadInterleaved4(d, at, column[0], column[1], column[2], column[3]);
+    } else {
+      for (size_t c = 0; c < C; ++c)
+        column[c] = hn::GatherIndex(d, x, hn::Add(first, hn::Set(di, static_cast<int32_t>(c))));
+    }
     VF max = hn::Set(d, -HUGE_VALF);
     for (size_t c = 0; c < C; ++c) {
-      column[c] = hn::GatherIndex(d, x, hn::Add(first, hn::Set(di, static_cast<int32_t>(c))));
       if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(column[c], column[c]));
       max = hn::Max(max, column[c]);
     }
+    hn::Store(column[0], d, row_first + k);  // x[0] of each row, which the bounds need
     VF sum = hn::Zero(d);
     for (size_t c = 0; c < C; ++c) sum = hn::Add(sum, exp_nonpositive(hn::Sub(column[c], max)));
     const VF rest = hn::Sub(sum, hn::Set(d, 1.0f));
@@ -516,7 +533,7 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
 
   HWY_ALIGN float lane_count[kRowGroup] = {};  // elements of a row in each of the 16 lanes bound_rows keeps
   for (size_t c = 0; c < C; ++c) lane_count[c % kRowGroup] += 1.0f;
-  HWY_ALIGN float group_max[kRowGroup], rest_lo[kRowGroup], rest_hi[kRowGroup];
+  HWY_ALIGN float group_max[kRowGroup], rest_lo[kRowGroup], rest_hi[kRowGroup], group_first[kRowGroup];
   const bool by_column = C <= kColumnClasses;
   VF probe = hn::Zero(d);
   int32_t negatives = 0;
@@ -532,7 +549,7 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
     // 91 -> 75 us an image at 8 KiB ahead; 2 KiB and 32 KiB ahead gained less).
     if (by_column || !kPrefetchPerRow) prefetch_ahead(logits(p0), kRowGroup * C * sizeof(float), conf_end);
     if (by_column)
-      bound_rows_by_column<kCheck>(logits(p0), rows, C, group_max, rest_lo, rest_hi, probe);
+      bound_rows_by_column<kCheck>(logits(p0), rows, C, group_max, rest_lo, rest_hi, group_first, probe);
     else
       bound_rows<kCheck>(logits(p0), rows, C, lane_count, group_max, rest_lo, rest_hi, probe, conf_end);
     // The group's zero gradient rows, streamed now that its math is issued (right after the loads, or spread over
@@ -552,7 +569,8 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
       const VI first_logit = hn::Min(hn::Mul(hn::Iota(di, k), hn::Set(di, static_cast<int32_t>(C))),
                                      hn::Set(di, static_cast<int32_t>((rows - 1) * C)));
       const VF max = hn::Load(d, group_max + k);
-      const VF base = hn::Sub(max, hn::GatherIndex(d, logits(p0), first_logit));
+      const VF first = by_column ? hn::Load(d, group_first + k) : hn::GatherIndex(d, logits(p0), first_logit);
+      const VF base = hn::Sub(max, first);
       const VF lower = hn::IfThenElseZero(negative, hn::Add(base, hn::Log1p(d, hn::Load(d, rest_lo + k))));
       // Column-wise bounds are the CE itself (rest_lo == rest_hi): one log1p instead of two, the same bits (perf on
       // classes-2: the two log1p were the largest part of pass 1 once a row costs two gathers and two exps).
