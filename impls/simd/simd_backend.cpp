@@ -26,6 +26,10 @@
 namespace multibox::simd {
 namespace {
 
+// Fewer images than threads: each image's loss is split into chunks of rows, which only then need a per-image
+// counter of items left. The plan and plan_memory() share the rule so the estimate stays what is allocated.
+bool splits_images(const ProblemShape& shape, int threads) { return shape.batch < threads; }
+
 // Runs one batch at a time: the per-thread scratch belongs to the plan, so concurrent run() calls need one plan each.
 class SimdPlan final : public Plan {
  public:
@@ -37,8 +41,8 @@ class SimdPlan final : public Plan {
         priors_(PriorLayout::build(priors, shape.num_priors)),
         image_match_(shape.batch),
         image_loss_(shape.batch),
-        split_(shape.batch < threads),
-        items_left_(std::make_unique<std::atomic<int>[]>(static_cast<size_t>(shape.batch))),
+        split_(splits_images(shape, threads)),
+        items_left_(split_ ? std::make_unique<std::atomic<int>[]>(static_cast<size_t>(shape.batch)) : nullptr),
         pool_(threads) {
     const int scratch = std::min(threads, shape.batch);  // split_: one per image in flight, else one per thread
     match_scratch_.reserve(scratch);
@@ -179,7 +183,7 @@ class SimdPlan final : public Plan {
   std::vector<ImageMatch> image_match_;
   std::vector<ImageLoss> image_loss_;
   const bool split_;                                // fewer images than threads: the loss is split by chunks
-  std::unique_ptr<std::atomic<int>[]> items_left_;  // [B] split_: the image's items not yet done in this pool run
+  std::unique_ptr<std::atomic<int>[]> items_left_;  // [B] split_ only: the image's items not yet done in this pool run
   std::vector<MatchScratch> match_scratch_;  // split_: one per image, else one per thread
   std::vector<LossScratch> loss_scratch_;    // likewise
   ImagePool pool_;                           // last: its workers stop before the scratch goes away
@@ -210,7 +214,7 @@ class SimdBackend final : public Backend {
   }
   // Each structure states the bytes it allocates from the lengths its constructor uses; here they are added up: the
   // prior layout, one MatchScratch and LossScratch per thread (or per image when the batch is smaller), the per-image
-  // results. unit_limits pins the sum against what prepare() allocates.
+  // results (and split counters). unit_limits pins the sum against what prepare() allocates.
   Result<PlanMemory> plan_memory(const ProblemShape& shape, const Config& config,
                                  const PlanOptions& options) const override {
     if (Status s = check_plan(shape, config, options); !s) return s;
@@ -218,9 +222,10 @@ class SimdBackend final : public Backend {
     const uint64_t layout = PriorLayout::bytes(shape.num_priors);
     const uint64_t match = MatchScratch::bytes(shape.num_priors, shape.max_ground_truths);
     const uint64_t loss = LossScratch::bytes(shape.num_priors);
-    const uint64_t images =
-        static_cast<uint64_t>(shape.batch) * (sizeof(ImageMatch) + sizeof(ImageLoss) + sizeof(std::atomic<int>));
-    const uint64_t scratch = static_cast<uint64_t>(std::min(threads_for(shape, options), shape.batch));
+    const int threads = threads_for(shape, options);
+    const uint64_t counters = splits_images(shape, threads) ? sizeof(std::atomic<int>) : 0;
+    const uint64_t images = static_cast<uint64_t>(shape.batch) * (sizeof(ImageMatch) + sizeof(ImageLoss) + counters);
+    const uint64_t scratch = static_cast<uint64_t>(std::min(threads, shape.batch));
     m.workspace = layout + images + scratch * (match + loss);
     return m;
   }
