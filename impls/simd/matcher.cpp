@@ -11,6 +11,7 @@
 #include <hwy/highway.h>
 
 #include "core/math.hpp"
+#include "multibox/batch.hpp"
 #include "simd/streaming.hpp"
 
 namespace multibox::simd {
@@ -204,7 +205,7 @@ void threshold_matches(const Config& config, size_t begin, size_t end, int32_t* 
   const size_t N = hn::Lanes(d);
   const float pos = config.pos_threshold, neg = config.negative_threshold();
   const VF vpos = hn::Set(d, pos), vneg = hn::Set(d, neg);
-  const VI negative = hn::Set(di, -1), ignored = hn::Set(di, -2);
+  const VI negative = hn::Set(di, kNegative), ignored = hn::Set(di, kIgnored);
   size_t j = begin;
   for (; j + N <= end; j += N) {
     const VF best = hn::Load(d, &s.best_iou[j]);
@@ -223,7 +224,7 @@ void threshold_matches(const Config& config, size_t begin, size_t end, int32_t* 
   }
   for (; j < end; ++j) {
     const float best = s.best_iou[j];
-    matches[j] = best >= pos ? s.best_gt[j] : (best < neg ? -1 : -2);
+    matches[j] = best >= pos ? s.best_gt[j] : (best < neg ? kNegative : kIgnored);
     if (matches[j] >= 0) s.positive_priors.push_back(static_cast<int32_t>(j));
   }
 }
@@ -303,7 +304,8 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
   const VI lane = hn::Iota(di, 0);
   s.positive_priors.clear();
   // Stage 2 of a prior whose best IoU is 0 (best GT -1), as threshold_matches decides it.
-  const int32_t no_overlap = 0.0f >= config.pos_threshold ? -1 : (0.0f < config.negative_threshold() ? -1 : -2);
+  const int32_t no_overlap =
+      0.0f >= config.pos_threshold ? -1 : (0.0f < config.negative_threshold() ? kNegative : kIgnored);
   for (size_t sb = 0; sb < static_cast<size_t>(priors.num_super_blocks()); ++sb) {
     const BoxVectors super_box(priors.super_blocks, sb);
     const size_t first_block = sb * kSuperBlock;
