@@ -10,6 +10,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -187,24 +188,30 @@ py::dict loss_dict(const LossTerms& l) {
   return d;
 }
 
+// output_shape() in NumPy's extent type.
+std::vector<py::ssize_t> array_shape(std::string_view quantity, const ProblemShape& shape, int64_t ground_truths) {
+  const std::vector<int64_t> extents = output_shape(quantity, shape, ground_truths);
+  return {extents.begin(), extents.end()};
+}
+
 // The array of one output quantity (by file stem), viewing the buffers `self` owns; None when the stage did not
 // produce it.
 py::object quantity(py::object self, const std::string& name) {
   const Outputs& o = self.cast<const Outputs&>();
   if (!o.produces(name)) return py::none();
-  const py::ssize_t B = o.shape.batch, P = o.shape.num_priors, G = o.total_ground_truths();
-  const BatchOutputs& r = o.out;
-  if (name == "matches") return view(r.matches.data(), {B, P}, self);
-  if (name == "forced_prior") return view(r.forced_prior.data(), {G}, self);
-  if (name == "positives") return view(r.positives.data(), {B}, self);
-  if (name == "unmatched_ground_truths") return view(r.unmatched_ground_truths.data(), {B}, self);
-  if (name == "targets") return view(r.targets.data(), {B, P, 4}, self);
-  if (name == "mined") return view(r.mined.data(), {B, P}, self);
-  if (name == "mined_negatives") return view(r.mined_negatives.data(), {B}, self);
-  if (name == "loss") return loss_dict(r.loss);
+  // Not in `out`: the gradients are NumPy arrays of their own (see Outputs).
   if (name == "grad_conf") return o.grad_conf;
   if (name == "grad_loc") return o.grad_loc;
-  throw py::key_error(name);
+  py::object result;
+  const bool known = visit_output(o.out, name, [&](const auto& field) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, LossTerms>) {
+      result = loss_dict(field);
+    } else {
+      result = view(field.data(), array_shape(name, o.shape, o.total_ground_truths()), self);
+    }
+  });
+  if (!known) throw py::key_error(name);
+  return result;
 }
 
 // A plan for one prior set, class count and configuration. The C++ plan is prepared for a batch size and a
@@ -337,7 +344,6 @@ std::pair<BatchOutputs, std::vector<std::string>> candidate_outputs(const Output
     throw py::type_error("candidate: expected multibox.Outputs or a dict of quantities (matches, forced_prior, "
                          "positives, unmatched_ground_truths, targets, mined, mined_negatives, loss, grad_conf, "
                          "grad_loc)");
-  const py::ssize_t B = expected.shape.batch, P = expected.shape.num_priors, C = expected.shape.num_classes;
   const py::ssize_t G = expected.total_ground_truths();
   BatchOutputs out(expected.shape, static_cast<int>(G));
   std::vector<std::string> present;
@@ -349,37 +355,30 @@ std::pair<BatchOutputs, std::vector<std::string>> candidate_outputs(const Output
     if (std::find(producible.begin(), producible.end(), name) == producible.end())
       throw py::value_error(fmt::format("candidate: '{}' is not produced by the expected outputs' stage '{}'", name,
                                         to_string(expected.stage)));
-    const py::handle v = d[name.c_str()];
-    if (name == "matches") read_quantity(v, name, {B, P}, out.matches);
-    else if (name == "forced_prior") read_quantity(v, name, {G}, out.forced_prior);
-    else if (name == "positives") read_quantity(v, name, {B}, out.positives);
-    else if (name == "unmatched_ground_truths") read_quantity(v, name, {B}, out.unmatched_ground_truths);
-    else if (name == "targets") read_quantity(v, name, {B, P, 4}, out.targets);
-    else if (name == "mined_negatives") read_quantity(v, name, {B}, out.mined_negatives);
-    else if (name == "grad_conf") read_quantity(v, name, {B, P, C}, out.grad_conf);
-    else if (name == "grad_loc") read_quantity(v, name, {B, P, 4}, out.grad_loc);
-    else if (name == "mined") {
-      // A boolean mask is what PyTorch code has at hand; it has the layout of uint8.
-      if (py::isinstance<py::array>(v) && py::reinterpret_borrow<py::array>(v).dtype().is(py::dtype::of<bool>()))
-        read_quantity(py::reinterpret_borrow<py::array>(v).attr("view")("uint8"), name, {B, P}, out.mined);
-      else
-        read_quantity(v, name, {B, P}, out.mined);
-    } else if (name == "loss") {
-      if (!py::isinstance<py::dict>(v))
-        throw py::type_error("candidate: 'loss' must be a dict with total, conf, loc, num_positives (conf_sum and "
-                             "loc_sum optional), as in loss.json");
-      auto l = py::reinterpret_borrow<py::dict>(v);
-      for (const char* key : {"total", "conf", "loc", "num_positives"})
-        if (!l.contains(key)) throw py::value_error(fmt::format("candidate: loss has no '{}'", key));
-      out.loss.total = py::float_(l["total"]);
-      out.loss.conf = py::float_(l["conf"]);
-      out.loss.loc = py::float_(l["loc"]);
-      out.loss.num_positives = py::int_(l["num_positives"]);
-      // As read_outputs() does for loss.json: the sums follow from the normalised terms when absent.
-      const double norm = static_cast<double>(std::max<int64_t>(1, out.loss.num_positives));
-      out.loss.conf_sum = l.contains("conf_sum") ? double(py::float_(l["conf_sum"])) : out.loss.conf * norm;
-      out.loss.loc_sum = l.contains("loc_sum") ? double(py::float_(l["loc_sum"])) : out.loss.loc * norm;
-    }
+    py::object v = d[name.c_str()];
+    if (name == "mined" && py::isinstance<py::array>(v) &&
+        py::reinterpret_borrow<py::array>(v).dtype().is(py::dtype::of<bool>()))
+      v = v.attr("view")("uint8");  // a boolean mask is what PyTorch code has at hand; it has the layout of uint8
+    visit_output(out, name, [&](auto& field) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(field)>, LossTerms>) {
+        if (!py::isinstance<py::dict>(v))
+          throw py::type_error("candidate: 'loss' must be a dict with total, conf, loc, num_positives (conf_sum and "
+                               "loc_sum optional), as in loss.json");
+        auto l = py::reinterpret_borrow<py::dict>(v);
+        for (const char* key : {"total", "conf", "loc", "num_positives"})
+          if (!l.contains(key)) throw py::value_error(fmt::format("candidate: loss has no '{}'", key));
+        field.total = py::float_(l["total"]);
+        field.conf = py::float_(l["conf"]);
+        field.loc = py::float_(l["loc"]);
+        field.num_positives = py::int_(l["num_positives"]);
+        // As read_outputs() does for loss.json: the sums follow from the normalised terms when absent.
+        const double norm = static_cast<double>(std::max<int64_t>(1, field.num_positives));
+        field.conf_sum = l.contains("conf_sum") ? double(py::float_(l["conf_sum"])) : field.conf * norm;
+        field.loc_sum = l.contains("loc_sum") ? double(py::float_(l["loc_sum"])) : field.loc * norm;
+      } else {
+        read_quantity(v, name, array_shape(name, expected.shape, G), field);
+      }
+    });
     present.push_back(name);
   }
   for (auto item : py::reinterpret_borrow<py::dict>(candidate)) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <system_error>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -144,22 +145,35 @@ Status config_from_json(const fs::path& path, const json& j, Config& c) {
 
 int64_t total_gt(const Case& c) { return static_cast<int64_t>(c.data.gt_labels.size()); }
 
-// Shapes of every output quantity for this case.
-std::vector<int64_t> output_shape(std::string_view quantity, const Case& c) {
-  const int64_t B = c.shape.batch, P = c.shape.num_priors, C = c.shape.num_classes;
-  if (quantity == "matches" || quantity == "mined") return {B, P};
-  if (quantity == "forced_prior") return {total_gt(c)};
-  if (quantity == "positives" || quantity == "unmatched_ground_truths" || quantity == "mined_negatives") return {B};
-  if (quantity == "targets" || quantity == "grad_loc") return {B, P, 4};
-  if (quantity == "grad_conf") return {B, P, C};
-  return {};
+json loss_json(const LossTerms& l) {
+  return json{{"total", l.total},       {"conf", l.conf},       {"loc", l.loc},
+              {"conf_sum", l.conf_sum}, {"loc_sum", l.loc_sum}, {"num_positives", l.num_positives}};
 }
 
-Stage stage_of(std::string_view quantity) {
-  if (quantity == "targets") return Stage::encode;
-  if (quantity == "mined" || quantity == "mined_negatives" || quantity == "loss") return Stage::forward;
-  if (quantity == "grad_conf" || quantity == "grad_loc") return Stage::backward;
-  return Stage::match;
+// loss.json as written by any program: "conf_sum" and "loc_sum" may be left out.
+Status read_loss(const fs::path& path, LossTerms& loss) {
+  auto parsed = read_json(path);
+  if (!parsed) return parsed.status();
+  const json& j = *parsed;
+  if (Status e = get_number(path, j, "total", "total", loss.total); !e) return e;
+  if (Status e = get_number(path, j, "conf", "conf", loss.conf); !e) return e;
+  if (Status e = get_number(path, j, "loc", "loc", loss.loc); !e) return e;
+  int64_t n = 0;
+  if (Status e = get_int(path, j, "num_positives", "num_positives", n); !e) return e;
+  if (n < 0) return field_error(path, "num_positives", fmt::format("must be >= 0, got {}", n));
+  loss.num_positives = n;
+  const double norm = static_cast<double>(std::max<int64_t>(1, n));
+  if (j.contains("conf_sum")) {
+    if (Status e = get_number(path, j, "conf_sum", "conf_sum", loss.conf_sum); !e) return e;
+  } else {
+    loss.conf_sum = loss.conf * norm;
+  }
+  if (j.contains("loc_sum")) {
+    if (Status e = get_number(path, j, "loc_sum", "loc_sum", loss.loc_sum); !e) return e;
+  } else {
+    loss.loc_sum = loss.loc * norm;
+  }
+  return {};
 }
 
 template <class T>
@@ -177,14 +191,24 @@ Status read_array(const fs::path& path, std::vector<T>& out, std::initializer_li
 
 }  // namespace
 
+std::vector<int64_t> output_shape(std::string_view quantity, const ProblemShape& shape, int64_t ground_truths) {
+  const int64_t B = shape.batch, P = shape.num_priors, C = shape.num_classes;
+  if (quantity == "matches" || quantity == "mined") return {B, P};
+  if (quantity == "forced_prior") return {ground_truths};
+  if (quantity == "positives" || quantity == "unmatched_ground_truths" || quantity == "mined_negatives") return {B};
+  if (quantity == "targets" || quantity == "grad_loc") return {B, P, 4};
+  if (quantity == "grad_conf") return {B, P, C};
+  return {};
+}
+
 std::string output_file_name(std::string_view quantity) {
   return std::string(quantity) + (quantity == "loss" ? ".json" : ".npy");
 }
 
 std::vector<std::string> quantities_of(Stage stage) {
   std::vector<std::string> names;
-  for (const char* q : kOutputQuantities)
-    if (stage_of(q) <= stage) names.emplace_back(q);
+  for (const OutputQuantity& q : kOutputs)
+    if (q.stage <= stage) names.emplace_back(q.name);
   return names;
 }
 
@@ -277,24 +301,13 @@ Status write_outputs(const fs::path& dir, const Case& c, const BatchOutputs& o, 
   if (Status s = ensure_dir(dir); !s) return s;
   for (const std::string& q : quantities_of(stage)) {
     const fs::path path = dir / output_file_name(q);
-    const std::vector<int64_t> shape = output_shape(q, c);
     Status s;
-    if (q == "matches") s = write_array(path, o.matches, shape);
-    else if (q == "forced_prior") s = write_array(path, o.forced_prior, shape);
-    else if (q == "positives") s = write_array(path, o.positives, shape);
-    else if (q == "unmatched_ground_truths") s = write_array(path, o.unmatched_ground_truths, shape);
-    else if (q == "targets") s = write_array(path, o.targets, shape);
-    else if (q == "mined") s = write_array(path, o.mined, shape);
-    else if (q == "mined_negatives") s = write_array(path, o.mined_negatives, shape);
-    else if (q == "grad_conf") s = write_array(path, o.grad_conf, shape);
-    else if (q == "grad_loc") s = write_array(path, o.grad_loc, shape);
-    else if (q == "loss")
-      s = write_json(path, json{{"total", o.loss.total},
-                                {"conf", o.loss.conf},
-                                {"loc", o.loss.loc},
-                                {"conf_sum", o.loss.conf_sum},
-                                {"loc_sum", o.loss.loc_sum},
-                                {"num_positives", o.loss.num_positives}});
+    visit_output(o, q, [&](const auto& field) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(field)>, LossTerms>)
+        s = write_json(path, loss_json(field));
+      else
+        s = write_array(path, field, output_shape(q, c.shape, total_gt(c)));
+    });
     if (!s) return s;
   }
   return {};
@@ -324,47 +337,17 @@ Result<LoadedOutputs> read_outputs(const fs::path& dir, const Case& c) {
     const std::string name = q;
     const fs::path path = dir / output_file_name(name);
     if (!fs::exists(path, ec)) continue;
-    const std::vector<int64_t> shape = output_shape(name, c);
     Status s;
-    auto read_into = [&](auto& vec) {
-      using T = typename std::decay_t<decltype(vec)>::value_type;
-      auto values = npy::read_as<T>(path, shape);
-      if (!values) return values.status();
-      vec = std::move(values).value();
-      return Status{};
-    };
-    if (name == "matches") s = read_into(o.matches);
-    else if (name == "forced_prior") s = read_into(o.forced_prior);
-    else if (name == "positives") s = read_into(o.positives);
-    else if (name == "unmatched_ground_truths") s = read_into(o.unmatched_ground_truths);
-    else if (name == "targets") s = read_into(o.targets);
-    else if (name == "mined") s = read_into(o.mined);
-    else if (name == "mined_negatives") s = read_into(o.mined_negatives);
-    else if (name == "grad_conf") s = read_into(o.grad_conf);
-    else if (name == "grad_loc") s = read_into(o.grad_loc);
-    else if (name == "loss") {
-      auto parsed = read_json(path);
-      if (!parsed) return parsed.status();
-      const json& j = *parsed;
-      if (Status e = get_number(path, j, "total", "total", o.loss.total); !e) return e;
-      if (Status e = get_number(path, j, "conf", "conf", o.loss.conf); !e) return e;
-      if (Status e = get_number(path, j, "loc", "loc", o.loss.loc); !e) return e;
-      int64_t n = 0;
-      if (Status e = get_int(path, j, "num_positives", "num_positives", n); !e) return e;
-      if (n < 0) return field_error(path, "num_positives", fmt::format("must be >= 0, got {}", n));
-      o.loss.num_positives = n;
-      const double norm = static_cast<double>(std::max<int64_t>(1, n));
-      if (j.contains("conf_sum")) {
-        if (Status e = get_number(path, j, "conf_sum", "conf_sum", o.loss.conf_sum); !e) return e;
+    visit_output(o, name, [&](auto& field) {
+      using T = std::decay_t<decltype(field)>;
+      if constexpr (std::is_same_v<T, LossTerms>) {
+        s = read_loss(path, field);
       } else {
-        o.loss.conf_sum = o.loss.conf * norm;
+        auto values = npy::read_as<typename T::value_type>(path, output_shape(name, c.shape, total_gt(c)));
+        if (!values) s = values.status();
+        else field = std::move(values).value();
       }
-      if (j.contains("loc_sum")) {
-        if (Status e = get_number(path, j, "loc_sum", "loc_sum", o.loss.loc_sum); !e) return e;
-      } else {
-        o.loss.loc_sum = o.loss.loc * norm;
-      }
-    }
+    });
     if (!s) return s;
     loaded.present.push_back(name);
   }

@@ -39,10 +39,8 @@ std::string file_stem_of_quantity(std::string_view quantity) {
 
 std::optional<Stage> stage_of_quantity(std::string_view quantity) {
   const std::string stem = file_stem_of_quantity(quantity);
-  for (Stage s : {Stage::match, Stage::encode, Stage::forward, Stage::backward}) {
-    const std::vector<std::string> q = quantities_of(s);
-    if (std::find(q.begin(), q.end(), stem) != q.end()) return s;
-  }
+  for (const OutputQuantity& q : kOutputs)
+    if (stem == q.name) return q.stage;
   return std::nullopt;
 }
 

@@ -13,11 +13,14 @@
 //     loss.json {"total", "conf", "loc", "conf_sum", "loc_sum", "num_positives"}
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "multibox/batch.hpp"
@@ -46,10 +49,49 @@ Status write_case(const std::filesystem::path& dir, const Case& c);
 // DESIGN.md section 1. Errors name the file and the field or element.
 Result<Case> read_case(const std::filesystem::path& dir);
 
-// Every output quantity by its file stem, in stage order ("loss" is loss.json).
-inline constexpr const char* kOutputQuantities[] = {
-    "matches", "forced_prior", "positives", "unmatched_ground_truths", "targets",
-    "mined",   "mined_negatives", "loss", "grad_conf", "grad_loc"};
+// Every output quantity in stage order: its file stem ("loss" is loss.json), the stage that produces it and the
+// BatchOutputs member that holds it. Writing, reading and the Python module all go through this one table, so a
+// quantity cannot land in one field when written and another when read.
+struct OutputQuantity {
+  const char* name;
+  Stage stage;
+  std::variant<std::vector<int32_t> BatchOutputs::*, std::vector<float> BatchOutputs::*,
+               std::vector<uint8_t> BatchOutputs::*, LossTerms BatchOutputs::*>
+      field;
+};
+inline constexpr OutputQuantity kOutputs[] = {
+    {"matches", Stage::match, &BatchOutputs::matches},
+    {"forced_prior", Stage::match, &BatchOutputs::forced_prior},
+    {"positives", Stage::match, &BatchOutputs::positives},
+    {"unmatched_ground_truths", Stage::match, &BatchOutputs::unmatched_ground_truths},
+    {"targets", Stage::encode, &BatchOutputs::targets},
+    {"mined", Stage::forward, &BatchOutputs::mined},
+    {"mined_negatives", Stage::forward, &BatchOutputs::mined_negatives},
+    {"loss", Stage::forward, &BatchOutputs::loss},
+    {"grad_conf", Stage::backward, &BatchOutputs::grad_conf},
+    {"grad_loc", Stage::backward, &BatchOutputs::grad_loc}};
+
+// Every output quantity by its file stem, in stage order.
+inline constexpr auto kOutputQuantities = [] {
+  std::array<const char*, std::size(kOutputs)> names{};
+  for (size_t i = 0; i < names.size(); ++i) names[i] = kOutputs[i].name;
+  return names;
+}();
+
+// Calls `f` with the member of `outputs` (a BatchOutputs, const or not) that holds `quantity`, a file stem: a
+// std::vector for an array, the LossTerms for "loss". Returns false, calling nothing, for any other name.
+template <class Outputs, class F>
+bool visit_output(Outputs& outputs, std::string_view quantity, F&& f) {
+  for (const OutputQuantity& q : kOutputs) {
+    if (quantity != q.name) continue;
+    std::visit([&](auto member) { f(outputs.*member); }, q.field);
+    return true;
+  }
+  return false;
+}
+
+// The shape of an output quantity's array, by file stem, for `ground_truths` ground truths in all; empty for "loss".
+std::vector<int64_t> output_shape(std::string_view quantity, const ProblemShape& shape, int64_t ground_truths);
 
 // The file an output quantity is stored in, by its file stem: "loss" is loss.json, every other one <stem>.npy.
 std::string output_file_name(std::string_view quantity);
