@@ -165,11 +165,13 @@ template <class Op>
 HWY_INLINE __m256 reduce_8_rows(__m256 (&v)[8], Op op) {
   __m256 a[4], b[2];
   for (int i = 0; i < 4; ++i)  // 128-bit halves: [v0 lo, v1 lo] op [v0 hi, v1 hi]
-    a[i] = op(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20), _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
+    a[i] = op(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20),
+              _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
   for (int i = 0; i < 2; ++i)  // pairs of lanes within each half
     b[i] = op(_mm256_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
               _mm256_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  return op(_mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return op(_mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
+            _mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 #endif
 
@@ -267,10 +269,10 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
 constexpr size_t kColumnClasses = 8;
 
 // bound_rows for short rows (C <= kColumnClasses): a vector of rows at a time, one gather (or a deinterleaving load)
-// and one exp per column, where bound_rows spends a load, 16 exps and three 16-row reductions per row whatever C is. The bounds are then
-// the rows' CEs themselves (every lane maximum is a single element), rounding included: the cut's margin covers that
-// as it covers the rounding of the 16-lane bounds. Perf on classes-2 (SSD300, B=8) after the vscalefps fix: no
-// hot spot left, the time spread over bound_rows' per-row work; C=2 stayed as slow as C=21.
+// and one exp per column, where bound_rows spends a load, 16 exps and three 16-row reductions per row whatever C is.
+// The bounds are then the rows' CEs themselves (every lane maximum is a single element), rounding included: the
+// cut's margin covers that as it covers the rounding of the 16-lane bounds. Perf on classes-2 (SSD300, B=8) after
+// the vscalefps fix: no hot spot left, the time spread over bound_rows' per-row work; C=2 stayed as slow as C=21.
 template <bool kCheck>
 HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, float* row_max, float* rest_lo,
                                      float* rest_hi, float* row_first, VF& probe) {
@@ -339,9 +341,9 @@ HWY_INLINE VF row_rest_lanes(const float* x, size_t C, float max, int32_t& ties_
 }
 
 // log1p(rest) of up to kRowGroup rows (rows[0..n), each row's logits at conf + row * C) into log_sum[0..kRowGroup);
-// lanes past n get 0. On AVX-512 the 16 rows' sums are reduced together by one shuffle tree (on AVX2 by two), which adds every row's
-// lanes in the same order whatever its slot, so a row's result does not depend on the rows beside it (a horizontal
-// sum per row was a fifth of the exact pass on objects-100, perf).
+// lanes past n get 0. On AVX-512 the 16 rows' sums are reduced together by one shuffle tree (on AVX2 by two), which
+// adds every row's lanes in the same order whatever its slot, so a row's result does not depend on the rows beside
+// it (a horizontal sum per row was a fifth of the exact pass on objects-100, perf).
 HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows, int n, const float* row_max,
                                float* log_sum) {
   const DF d;
