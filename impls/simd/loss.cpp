@@ -137,13 +137,16 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
 }
 
 #if HWY_TARGET <= HWY_AVX3
-// Slot s of reduce_16_rows' input holds row kSlotRow[s]: the order in which its shuffles deliver lane r = row r.
+// Rows reduce_rows takes at once (a vector's lanes), and their vector type.
+constexpr int kTreeRows = 16;
+using RowVec = __m512;
+// Slot s of reduce_rows' input holds row kSlotRow[s]: the order in which its shuffles deliver lane r = row r.
 constexpr int kSlotRow[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
 
 // Reduces 16 vectors at once into one vector of their 16 horizontal reductions: 15 combining steps of two shuffles
 // and one op, all independent within a level, instead of 16 serial horizontal reductions of 4 dependent steps each.
 template <class Op>
-HWY_INLINE __m512 reduce_16_rows(__m512 (&v)[16], Op op) {
+HWY_INLINE __m512 reduce_rows(__m512 (&v)[16], Op op) {
   __m512 a[8], b[4], c[2];
   for (int i = 0; i < 8; ++i)  // 256-bit halves: [v0 lo, v1 lo] op [v0 hi, v1 hi]
     a[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
@@ -157,12 +160,14 @@ HWY_INLINE __m512 reduce_16_rows(__m512 (&v)[16], Op op) {
   return op(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 #elif HWY_TARGET == HWY_AVX2
-// reduce_16_rows for 8-lane vectors: row r goes in slot kSlotRow[r] of the input, and comes out in lane r. Every
-// row's lanes are combined in the same order whatever its slot, as in reduce_16_rows.
+constexpr int kTreeRows = 8;
+using RowVec = __m256;
+// reduce_rows for 8-lane vectors: row r goes in slot kSlotRow[r] of the input, and comes out in lane r. Every row's
+// lanes are combined in the same order whatever its slot, as in the 16-lane tree.
 constexpr int kSlotRow[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 template <class Op>
-HWY_INLINE __m256 reduce_8_rows(__m256 (&v)[8], Op op) {
+HWY_INLINE __m256 reduce_rows(__m256 (&v)[8], Op op) {
   __m256 a[4], b[2];
   for (int i = 0; i < 4; ++i)  // 128-bit halves: [v0 lo, v1 lo] op [v0 hi, v1 hi]
     a[i] = op(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20),
@@ -192,7 +197,7 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
     row_lane_maxima<kCheck>(x + std::min(r, rows - 1) * C, C, probe, mx);
     v[kSlotRow[r]] = mx[0].raw;
   }
-  const __m512 max = reduce_16_rows(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
+  const __m512 max = reduce_rows(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
   _mm512_store_ps(row_max, max);
   // Rows shorter than 16 (C < 16) leave lanes at -inf, whose exp (clamped to -200) underflows in vscalefps; every
   // underflowing vscalefps costs a microcode assist (MXCSR has no flush-to-zero here), which made C=2 four times
@@ -206,11 +211,11 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   }
   auto add = [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); };
   const __m512 one = _mm512_set1_ps(1.0f);
-  _mm512_store_ps(rest_lo, _mm512_sub_ps(reduce_16_rows(v, add), one));
+  _mm512_store_ps(rest_lo, _mm512_sub_ps(reduce_rows(v, add), one));
   for (int s = 0; s < 16; ++s) v[s] = _mm512_mul_ps(v[s], counts);
-  _mm512_store_ps(rest_hi, _mm512_sub_ps(reduce_16_rows(v, add), one));
+  _mm512_store_ps(rest_hi, _mm512_sub_ps(reduce_rows(v, add), one));
 #elif HWY_TARGET == HWY_AVX2
-  // Eight rows at a time through reduce_8_rows, as the AVX-512 path does sixteen: the three horizontal reductions
+  // Eight rows at a time through reduce_rows, as the AVX-512 path does sixteen: the three horizontal reductions
   // per row of the generic path below were serial chains of shuffles that left the FMA pipe idle (perf on an AVX2
   // EPYC: pass 1 was 62% of the headline, twice its same-traffic twin).
   static_assert(kRowGroup == 16 && kLaneVectors == 2, "two 8-lane vectors per row");
@@ -228,7 +233,7 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
       lanes[r][1] = mx[1].raw;
       m[kSlotRow[r]] = _mm256_max_ps(mx[0].raw, mx[1].raw);
     }
-    _mm256_store_ps(row_max + h, reduce_8_rows(m, max));
+    _mm256_store_ps(row_max + h, reduce_rows(m, max));
     __m256 lo[8], hi[8];
     for (int r = 0; r < 8; ++r) {
       // Lanes past a short row hold -inf: exp_nonpositive clamps them to exp(-200), which flushes to an exact 0.
@@ -238,8 +243,8 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
       lo[kSlotRow[r]] = _mm256_add_ps(e0, e1);
       hi[kSlotRow[r]] = _mm256_fmadd_ps(e1, count1, _mm256_mul_ps(e0, count0));
     }
-    _mm256_store_ps(rest_lo + h, _mm256_sub_ps(reduce_8_rows(lo, add), one));
-    _mm256_store_ps(rest_hi + h, _mm256_sub_ps(reduce_8_rows(hi, add), one));
+    _mm256_store_ps(rest_lo + h, _mm256_sub_ps(reduce_rows(lo, add), one));
+    _mm256_store_ps(rest_hi + h, _mm256_sub_ps(reduce_rows(hi, add), one));
   }
 #else
   const DF d;
@@ -348,34 +353,20 @@ HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows,
                                float* log_sum) {
   const DF d;
   HWY_ALIGN int32_t ties[kRowGroup];
-#if HWY_TARGET <= HWY_AVX3
-  __m512 v[16];
-  for (int r = 0; r < kRowGroup; ++r) {
-    if (r < n) {
-      const size_t p = static_cast<size_t>(rows[r]);
-      v[kSlotRow[r]] = row_rest_lanes(conf + p * C, C, row_max[p], ties[r]).raw;
-    } else {
-      v[kSlotRow[r]] = _mm512_setzero_ps();
-      ties[r] = 0;
-    }
-  }
-  const VF sums{reduce_16_rows(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); })};
+#if HWY_TARGET <= HWY_AVX3 || HWY_TARGET == HWY_AVX2
   const hn::RebindToSigned<DF> di;
-  hn::Store(hn::Log1p(d, hn::Add(sums, hn::ConvertTo(d, hn::Load(di, ties)))), d, log_sum);
-#elif HWY_TARGET == HWY_AVX2
-  const hn::RebindToSigned<DF> di;
-  for (int h = 0; h < kRowGroup; h += 8) {
-    __m256 v[8];
-    for (int r = 0; r < 8; ++r) {
+  for (int h = 0; h < kRowGroup; h += kTreeRows) {
+    RowVec v[kTreeRows];
+    for (int r = 0; r < kTreeRows; ++r) {
       if (h + r < n) {
         const size_t p = static_cast<size_t>(rows[h + r]);
         v[kSlotRow[r]] = row_rest_lanes(conf + p * C, C, row_max[p], ties[h + r]).raw;
       } else {
-        v[kSlotRow[r]] = _mm256_setzero_ps();
+        v[kSlotRow[r]] = hn::Zero(d).raw;
         ties[h + r] = 0;
       }
     }
-    const VF sums{reduce_8_rows(v, [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); })};
+    const VF sums{reduce_rows(v, [](RowVec a, RowVec b) { return hn::Add(VF{a}, VF{b}).raw; })};
     hn::Store(hn::Log1p(d, hn::Add(sums, hn::ConvertTo(d, hn::Load(di, ties + h)))), d, log_sum + h);
   }
 #else
