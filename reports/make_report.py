@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """Turns a multibox_bench JSON (and optionally torchvision_bench.py's JSON) into a readable report.
 
-    /usr/bin/python3 reports/make_report.py --bench out/bench.json --torchvision out/torchvision.json --out out/report
+    /usr/bin/python3 reports/make_report.py --bench out/bench.json [more.json ...] --torchvision out/torchvision.json \
+        --out out/report
 
 Writes OUT/summary.md (also printed): the issue-5 and issue-10 goals with PASS/MISS, the headline table (median time,
 GB/s, roofline against the same-traffic twin and against STREAM copy, speedup over torchvision), bipartite against
-argmax matching, thread scaling and problem-size scaling; and OUT/headline.png, OUT/scaling.png. A missing or unavailable torchvision JSON is reported as such, and
-the goals that need it read "n/a".
+argmax matching, thread scaling and problem-size scaling; and OUT/headline.png, OUT/scaling.png. Several bench JSONs
+are pooled, each benchmark's median taken over all its repetitions. A missing or unavailable torchvision JSON is
+reported as such, and the goals that need it read "n/a".
 """
 
 import argparse
+import collections
 import os
 import sys
 
@@ -48,8 +51,8 @@ def table(header, rows):
 
 
 class Report:
-    def __init__(self, bench_path, tv_path):
-        self.context, self.results, _ = gb.load(bench_path)
+    def __init__(self, bench_paths, tv_path):
+        self.context, self.results, _ = gb.load_many([bench_paths] if isinstance(bench_paths, str) else bench_paths)
         self.copy_gbps = float(self.context.get("stream_copy_GBps", "nan"))
         self.backends = []  # registry order, reference first
         self.unavailable = {}
@@ -150,6 +153,17 @@ class Report:
         fast = [b for b in ran if b != self.reference]
         return fast or ran
 
+    def repetition_counts(self):
+        """'32 benchmarks with 3 repetitions, 87 with 1': how many samples each median stands on."""
+        counts = collections.Counter(len(r.times_ms) for r in self.results.values() if r.times_ms)
+        parts = [f"{k} with {n}" for n, k in sorted(counts.items(), reverse=True)]
+        if not parts:
+            return "none ran"
+        first_n, first_k = max(counts), counts[max(counts)]
+        parts[0] = (f"{first_k} benchmark{'s' if first_k != 1 else ''} with {first_n} "
+                    f"repetition{'s' if first_n != 1 else ''}")
+        return ", ".join(parts)
+
     # --- sections -------------------------------------------------------------------------------------------
 
     def header_lines(self):
@@ -196,8 +210,8 @@ class Report:
                              f"reference argmax loss {ref if ref is None else f'{ref:.6g}'} "
                              f"(N={cs.get('reference_num_positives_argmax')}), relative difference "
                              f"{'-' if diff is None else f'{diff:.1e}'}")
-        lines.append("- times are medians of Google Benchmark's repetitions (one repetition unless "
-                     "--benchmark_repetitions was given); ms per batch")
+        lines.append(f"- times are medians of Google Benchmark's repetitions ({self.repetition_counts()}); "
+                     "ms per batch")
         return lines + [""]
 
     def goal_rows(self):
@@ -516,19 +530,23 @@ class Report:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bench", required=True, help="multibox_bench --benchmark_out JSON")
+    parser.add_argument("--bench", required=True, nargs="+",
+                        help="multibox_bench --benchmark_out JSON; several files are pooled (a benchmark in more "
+                             "than one gets the repetitions of all)")
     parser.add_argument("--torchvision", help="torchvision_bench.py JSON (optional)")
     parser.add_argument("--out", required=True, help="folder for summary.md and the PNGs")
     parser.add_argument("--no-plots", action="store_true", help="write summary.md only")
     args = parser.parse_args()
 
-    if not os.path.exists(args.bench):
-        print(f"make_report: {args.bench} does not exist (run multibox_bench --benchmark_out={args.bench} "
-              "--benchmark_out_format=json first)", file=sys.stderr)
-        return 2
+    for path in args.bench:
+        if not os.path.exists(path):
+            print(f"make_report: {path} does not exist (run multibox_bench --benchmark_out={path} "
+                  "--benchmark_out_format=json first)", file=sys.stderr)
+            return 2
     report = Report(args.bench, args.torchvision)
     if not report.results:
-        print(f"make_report: {args.bench} holds no multibox benchmark results", file=sys.stderr)
+        print(f"make_report: {', '.join(args.bench)} hold{'s' if len(args.bench) == 1 else ''} no multibox "
+              "benchmark results", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
     text = report.markdown()

@@ -93,3 +93,26 @@ def load(path):
             if name not in _STANDARD_FIELDS and isinstance(value, (int, float)):
                 r.counters.setdefault(name, []).append(float(value))
     return doc.get("context", {}), results, {k: v for k, v in doc.items() if k not in ("context", "benchmarks")}
+
+
+def load_many(paths):
+    """load() over several runs of the same program, pooled: a benchmark that appears in more than one file gets the
+    repetitions of all of them (e.g. the main job's quick pass plus its repeated pass over the judged benchmarks).
+    The context is the first file's."""
+    context, merged, extra = None, {}, {}
+    for path in paths:
+        ctx, results, more = load(path)
+        if context is None:
+            context, extra = ctx, more
+        for key, r in results.items():
+            have = merged.get(key)
+            if have is None:
+                merged[key] = r
+                continue
+            have.times_ms += r.times_ms
+            for name, values in r.counters.items():
+                have.counters.setdefault(name, []).extend(values)
+            have.error = have.error or r.error
+            have.label = have.label or r.label
+    return context or {}, merged, extra
+

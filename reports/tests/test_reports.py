@@ -304,6 +304,37 @@ class ReportTest(unittest.TestCase):
         _, loaded, _ = results.load(path)
         self.assertEqual(loaded["simd/headline/x/backward/t2"].times_ms, [4.0])
 
+    def test_runs_in_several_files_are_pooled(self):
+        first, second = (os.path.join(self.dir.name, f) for f in ("quick.json", "judged.json"))
+        write(first, [bench_entry("simd/headline/x/backward/t2", 9.0, 0, {"twin_ms": 1.0}),
+                      bench_entry("naive/headline/x/backward/t1", 50.0, 0)], {"stream_copy_GBps": "40.0"})
+        write(second, [bench_entry("simd/headline/x/backward/t2", v, i, {"twin_ms": 2.0})
+                       for i, v in enumerate([2.0, 3.0, 4.0])], {"stream_copy_GBps": "10.0"})
+        context, loaded, _ = results.load_many([first, second])
+        self.assertEqual(context["stream_copy_GBps"], "40.0")  # the first file's
+        r = loaded["simd/headline/x/backward/t2"]
+        self.assertEqual(r.times_ms, [9.0, 2.0, 3.0, 4.0])
+        self.assertEqual(r.median_ms, 3.5)
+        self.assertEqual(r.counter("twin_ms"), 2.0)
+        self.assertEqual(loaded["naive/headline/x/backward/t1"].times_ms, [50.0])
+
+    def test_report_pools_bench_files_and_says_how_many_repetitions(self):
+        # One slow sample of the headline (a single main-job repetition) is outvoted by three repetitions of a
+        # second run: the goal is judged on the median of the four.
+        first = os.path.join(self.dir.name, "quick.json")
+        second = os.path.join(self.dir.name, "judged.json")
+        name = "simd/headline/ssd300-coco-c81/backward/t2"
+        write(first, [bench_entry(name, 30.0, 0, {"twin_ms": 10.0})], self.context)
+        write(second, [bench_entry(name, v, i, {"twin_ms": 10.0}) for i, v in enumerate([11.0, 11.5, 12.0])],
+              self.context)
+        _, text = self.report("--bench", first, second, "--no-plots")
+        self.assertIn("1 benchmark with 4 repetitions", text)
+        self.assertIn("1.18 (11.8 ms vs twin 10 ms)", self.goal_line(text, "ssd300-coco-c81 forward+backward, time / same"))
+        code, out = run("make_report.py", "--bench", first, os.path.join(self.dir.name, "absent.json"), "--out",
+                        os.path.join(self.dir.name, "r2"))
+        self.assertEqual(code, 2)
+        self.assertIn("absent.json does not exist", out)
+
 
 if __name__ == "__main__":
     unittest.main()
