@@ -341,9 +341,8 @@ std::pair<BatchOutputs, std::vector<std::string>> candidate_outputs(const Output
     return {o.complete(), quantities_of(std::min(o.stage, expected.stage))};
   }
   if (!py::isinstance<py::dict>(candidate))
-    throw py::type_error("candidate: expected multibox.Outputs or a dict of quantities (matches, forced_prior, "
-                         "positives, unmatched_ground_truths, targets, mined, mined_negatives, loss, grad_conf, "
-                         "grad_loc)");
+    throw py::type_error(fmt::format("candidate: expected multibox.Outputs or a dict of quantities ({})",
+                                     fmt::join(kOutputQuantities, ", ")));
   const py::ssize_t G = expected.total_ground_truths();
   BatchOutputs out(expected.shape, static_cast<int>(G));
   std::vector<std::string> present;

@@ -192,12 +192,17 @@ Status read_array(const fs::path& path, std::vector<T>& out, std::initializer_li
 }  // namespace
 
 std::vector<int64_t> output_shape(std::string_view quantity, const ProblemShape& shape, int64_t ground_truths) {
+  const OutputQuantity* q = find_output(quantity);
+  if (!q) return {};
   const int64_t B = shape.batch, P = shape.num_priors, C = shape.num_classes;
-  if (quantity == "matches" || quantity == "mined") return {B, P};
-  if (quantity == "forced_prior") return {ground_truths};
-  if (quantity == "positives" || quantity == "unmatched_ground_truths" || quantity == "mined_negatives") return {B};
-  if (quantity == "targets" || quantity == "grad_loc") return {B, P, 4};
-  if (quantity == "grad_conf") return {B, P, C};
+  switch (q->extents) {
+    case OutputExtents::none: return {};
+    case OutputExtents::per_image: return {B};
+    case OutputExtents::per_ground_truth: return {ground_truths};
+    case OutputExtents::per_prior: return {B, P};
+    case OutputExtents::per_prior_box: return {B, P, 4};
+    case OutputExtents::per_prior_class: return {B, P, C};
+  }
   return {};
 }
 

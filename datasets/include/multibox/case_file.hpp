@@ -49,27 +49,39 @@ Status write_case(const std::filesystem::path& dir, const Case& c);
 // DESIGN.md section 1. Errors name the file and the field or element.
 Result<Case> read_case(const std::filesystem::path& dir);
 
-// Every output quantity in stage order: its file stem ("loss" is loss.json), the stage that produces it and the
-// BatchOutputs member that holds it. Writing, reading and the Python module all go through this one table, so a
-// quantity cannot land in one field when written and another when read.
+// How an output quantity's array extents follow from the case's B images, P priors, C classes and G ground truths
+// (in all); none for "loss", which is not an array.
+enum class OutputExtents { none, per_image, per_ground_truth, per_prior, per_prior_box, per_prior_class };
+
+// Every output quantity in stage order: its file stem ("loss" is loss.json), the stage that produces it, its array
+// shape and the BatchOutputs member that holds it. Writing, reading and the Python module all go through this one
+// table, so a quantity cannot land in one field (or shape) when written and another when read.
 struct OutputQuantity {
   const char* name;
   Stage stage;
+  OutputExtents extents;
   std::variant<std::vector<int32_t> BatchOutputs::*, std::vector<float> BatchOutputs::*,
                std::vector<uint8_t> BatchOutputs::*, LossTerms BatchOutputs::*>
       field;
 };
 inline constexpr OutputQuantity kOutputs[] = {
-    {"matches", Stage::match, &BatchOutputs::matches},
-    {"forced_prior", Stage::match, &BatchOutputs::forced_prior},
-    {"positives", Stage::match, &BatchOutputs::positives},
-    {"unmatched_ground_truths", Stage::match, &BatchOutputs::unmatched_ground_truths},
-    {"targets", Stage::encode, &BatchOutputs::targets},
-    {"mined", Stage::forward, &BatchOutputs::mined},
-    {"mined_negatives", Stage::forward, &BatchOutputs::mined_negatives},
-    {"loss", Stage::forward, &BatchOutputs::loss},
-    {"grad_conf", Stage::backward, &BatchOutputs::grad_conf},
-    {"grad_loc", Stage::backward, &BatchOutputs::grad_loc}};
+    {"matches", Stage::match, OutputExtents::per_prior, &BatchOutputs::matches},
+    {"forced_prior", Stage::match, OutputExtents::per_ground_truth, &BatchOutputs::forced_prior},
+    {"positives", Stage::match, OutputExtents::per_image, &BatchOutputs::positives},
+    {"unmatched_ground_truths", Stage::match, OutputExtents::per_image, &BatchOutputs::unmatched_ground_truths},
+    {"targets", Stage::encode, OutputExtents::per_prior_box, &BatchOutputs::targets},
+    {"mined", Stage::forward, OutputExtents::per_prior, &BatchOutputs::mined},
+    {"mined_negatives", Stage::forward, OutputExtents::per_image, &BatchOutputs::mined_negatives},
+    {"loss", Stage::forward, OutputExtents::none, &BatchOutputs::loss},
+    {"grad_conf", Stage::backward, OutputExtents::per_prior_class, &BatchOutputs::grad_conf},
+    {"grad_loc", Stage::backward, OutputExtents::per_prior_box, &BatchOutputs::grad_loc}};
+
+// The table entry of an output quantity by its file stem; nullptr for any other name.
+constexpr const OutputQuantity* find_output(std::string_view quantity) {
+  for (const OutputQuantity& q : kOutputs)
+    if (quantity == q.name) return &q;
+  return nullptr;
+}
 
 // Every output quantity by its file stem, in stage order.
 inline constexpr auto kOutputQuantities = [] {
@@ -82,15 +94,14 @@ inline constexpr auto kOutputQuantities = [] {
 // std::vector for an array, the LossTerms for "loss". Returns false, calling nothing, for any other name.
 template <class Outputs, class F>
 bool visit_output(Outputs& outputs, std::string_view quantity, F&& f) {
-  for (const OutputQuantity& q : kOutputs) {
-    if (quantity != q.name) continue;
-    std::visit([&](auto member) { f(outputs.*member); }, q.field);
-    return true;
-  }
-  return false;
+  const OutputQuantity* q = find_output(quantity);
+  if (!q) return false;
+  std::visit([&](auto member) { f(outputs.*member); }, q->field);
+  return true;
 }
 
-// The shape of an output quantity's array, by file stem, for `ground_truths` ground truths in all; empty for "loss".
+// The shape of an output quantity's array, by file stem, for `ground_truths` ground truths in all; empty for "loss"
+// and for an unknown name.
 std::vector<int64_t> output_shape(std::string_view quantity, const ProblemShape& shape, int64_t ground_truths);
 
 // The file an output quantity is stored in, by its file stem: "loss" is loss.json, every other one <stem>.npy.
