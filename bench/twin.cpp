@@ -8,7 +8,9 @@
 #include <hwy/aligned_allocator.h>
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
 
+#include "simd/row_math.hpp"
 #include "simd/image_pool.hpp"
 #include "simd/loss.hpp"
 #include "simd/streaming.hpp"
@@ -249,6 +251,108 @@ VectorLimits measure_vector_limits() {
   });
   limits.iou_pairs_per_ns = static_cast<double>(kPriors * kSweeps) / (iou * 1e9);
   return limits;
+}
+
+namespace {
+
+// A row's vector of lane maxima (lanes past the row hold -inf) and, given its max, its vector of exp(x - max) sums.
+HWY_INLINE VF row_max_lanes(const float* row, size_t C) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF lowest = hn::Set(d, -HUGE_VALF);
+  VF m0 = lowest, m1 = lowest;  // two chains, so a row's latency is half its length
+  size_t i = 0;
+  for (; i + 2 * N <= C; i += 2 * N) {
+    m0 = hn::Max(m0, hn::LoadU(d, row + i));
+    m1 = hn::Max(m1, hn::LoadU(d, row + i + N));
+  }
+  for (; i < C; i += N) {
+    const auto valid = hn::FirstN(d, C - i);
+    m0 = hn::Max(m0, hn::IfThenElse(valid, hn::MaskedLoad(valid, d, row + i), lowest));
+  }
+  return hn::Max(m0, m1);
+}
+
+HWY_INLINE VF row_exp_sums(const float* row, size_t C, VF max) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF s0 = hn::Zero(d), s1 = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 2 * N <= C; i += 2 * N) {
+    s0 = hn::Add(s0, simd::exp_nonpositive(hn::Sub(hn::LoadU(d, row + i), max)));
+    s1 = hn::Add(s1, simd::exp_nonpositive(hn::Sub(hn::LoadU(d, row + i + N), max)));
+  }
+  for (; i < C; i += N) {
+    const auto valid = hn::FirstN(d, C - i);
+    s0 = hn::Add(s0, hn::IfThenElseZero(valid, simd::exp_nonpositive(hn::Sub(hn::MaskedLoad(valid, d, row + i), max))));
+  }
+  return hn::Add(s0, s1);
+}
+
+// max + log(sum(exp(x - max))) of the N rows at x, as one vector (lane r = row r), written the way the simd
+// backend's kernels are: 2-4 logits a row read as columns by deinterleaving loads, longer rows reduced N at a time
+// by its shuffle tree where the target has one.
+HWY_INLINE VF log_sum_exp_rows(const float* x, size_t C) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  if (C >= 2 && C <= 4) {
+    VF col[4];
+    if (C == 2) hn::LoadInterleaved2(d, x, col[0], col[1]);
+    if (C == 3) hn::LoadInterleaved3(d, x, col[0], col[1], col[2]);
+    if (C == 4) hn::LoadInterleaved4(d, x, col[0], col[1], col[2], col[3]);
+    VF max = col[0];
+    for (size_t c = 1; c < C; ++c) max = hn::Max(max, col[c]);
+    VF sum = hn::Zero(d);
+    for (size_t c = 0; c < C; ++c) sum = hn::Add(sum, simd::exp_nonpositive(hn::Sub(col[c], max)));
+    return hn::Add(max, hn::Log(d, sum));
+  }
+#if HWY_TARGET <= HWY_AVX3 || HWY_TARGET == HWY_AVX2
+  static_assert(simd::kTreeRows == hn::MaxLanes(DF()), "one tree per vector of rows");
+  simd::RowVec v[simd::kTreeRows];
+  for (size_t r = 0; r < N; ++r) v[simd::kSlotRow[r]] = row_max_lanes(x + r * C, C).raw;
+  const VF max{simd::reduce_rows(v, [](auto a, auto b) { return hn::Max(VF{a}, VF{b}).raw; })};
+  HWY_ALIGN float top[hn::MaxLanes(DF())];
+  hn::Store(max, d, top);
+  for (size_t r = 0; r < N; ++r) v[simd::kSlotRow[r]] = row_exp_sums(x + r * C, C, hn::Set(d, top[r])).raw;
+  const VF sum{simd::reduce_rows(v, [](auto a, auto b) { return hn::Add(VF{a}, VF{b}).raw; })};
+  return hn::Add(max, hn::Log(d, sum));
+#else
+  HWY_ALIGN float top[hn::MaxLanes(DF())], sums[hn::MaxLanes(DF())];
+  for (size_t r = 0; r < N; ++r) {
+    const VF m = hn::MaxOfLanes(d, row_max_lanes(x + r * C, C));
+    top[r] = hn::GetLane(m);
+    sums[r] = hn::GetLane(hn::SumOfLanes(d, row_exp_sums(x + r * C, C, m)));
+  }
+  return hn::Add(hn::Load(d, top), hn::Log(d, hn::Load(d, sums)));
+#endif
+}
+
+}  // namespace
+
+double softmax_rows_per_ns(int classes) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const size_t C = static_cast<size_t>(classes);
+  // About 16 KiB of rows, a whole number of vectors of rows, swept until some 2 million logits went through.
+  const size_t rows = std::max<size_t>(1, 4096 / C / N) * N;
+  const size_t sweeps = std::max<size_t>(1, (size_t{2} << 20) / (rows * C));
+  hwy::AlignedFreeUniquePtr<float[]> a = hwy::AllocateAligned<float>(rows * C);
+  for (size_t i = 0; i < rows * C; ++i) a[i] = -4.0f + 8.0f * static_cast<float>(i * 37 % 101) / 101.0f;
+  volatile float sink = 0;
+  auto opaque = [](const float* p) {
+    asm volatile("" : "+r"(p) : : "memory");
+    return p;
+  };
+  // Best of 15 short trials: on a shared VM the quietest of them is the core's own rate.
+  const double seconds = best_seconds(15, [&] {
+    VF total = hn::Zero(d);
+    for (size_t s = 0; s < sweeps; ++s) {
+      const float* x = opaque(a.get());
+      for (size_t r = 0; r < rows; r += N) total = hn::Add(total, log_sum_exp_rows(x + r * C, C));
+    }
+    sink = hn::GetLane(hn::SumOfLanes(d, total));
+  });
+  return static_cast<double>(rows * sweeps) / (seconds * 1e9);
 }
 
 }  // namespace multibox::bench

@@ -37,10 +37,17 @@ class TrafficTwin {
 
 // What the vector width allows on one core of this machine, measured once: the bare kernels with operands in L1.
 struct VectorLimits {
-  double logits_per_ns = 0;     // load + max over the logits: the least pass 1 does per logit (rows/ns = this / C)
+  double logits_per_ns = 0;     // load + max over the logits: the least pass 1 does per logit
   double iou_pairs_per_ns = 0;  // the IoU formula of the matcher (4 loads-min/max, 2 sub, 2 max 0, mul, add, sub, div)
   int lanes = 0;                // floats per vector
 };
 VectorLimits measure_vector_limits();
+
+// Rows per ns of the softmax cross-entropy of rows of `classes` logits on one core, rows in L1: each row's max, the
+// exp of every logit (the simd backend's exp), their sum and a log. What a loss that computes every row's CE
+// exactly can reach on this core; the simd backend's pass 1 bounds most rows from 16 lane maxima instead of an exp
+// per logit, so a stage may go past it, as block skipping takes matching past the IoU ceiling. Best of 15 trials of
+// about 2 million logits each.
+double softmax_rows_per_ns(int classes);
 
 }  // namespace multibox::bench

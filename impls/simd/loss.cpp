@@ -35,6 +35,7 @@
 
 #include "core/math.hpp"
 #include "multibox/batch.hpp"
+#include "simd/row_math.hpp"
 #include "simd/streaming.hpp"
 
 #ifdef MULTIBOX_SIMD_EXPECT_TARGET
@@ -64,34 +65,6 @@ constexpr bool kPrefetchPerRow = !(HWY_TARGET <= HWY_AVX3);
 HWY_INLINE void prefetch_ahead(const float* from, size_t bytes, const char* end) {
   const char* a = reinterpret_cast<const char*>(from) + kPrefetchBytes;
   for (const char* e = std::min(end, a + bytes); a < e; a += 64) hwy::Prefetch(a);
-}
-
-// exp(t) for the t <= 0 of a max-shifted row, in 10 vector operations on AVX-512 against ~24 for hwy::Exp (which
-// also handles t > 0): t = n ln2 + r with |r| <= ln2/2, a degree-5 polynomial with p(0) = 1 fitted for minimax
-// relative error on that interval (1.5e-7 with float rounding, against 7e-8 for the degree-7 Taylor polynomial it
-// replaced; the comparator allows 1e-5), then r scaled by 2^n. The single-constant reduction costs |n| * 2e-9
-// relative (< 3e-7 down to the clamp at -200, below which the result underflows to 0 anyway). exp(0) is exactly 1.
-HWY_INLINE VF exp_nonpositive(VF t) {
-  const DF d;
-  t = hn::Max(t, hn::Set(d, -200.0f));  // keeps t * log2(e) and the reduction finite when x - max overflows
-  const VF n = hn::Round(hn::Mul(t, hn::Set(d, 1.44269504088896341f)));
-  const VF r = hn::MulAdd(n, hn::Set(d, -0.693147180559945309f), t);
-  VF p = hn::Set(d, 0.008290315046906471f);
-  p = hn::MulAdd(p, r, hn::Set(d, 0.04189793020486832f));
-  p = hn::MulAdd(p, r, hn::Set(d, 0.1666763573884964f));
-  p = hn::MulAdd(p, r, hn::Set(d, 0.4999915063381195f));
-  p = hn::MulAdd(p, r, hn::Set(d, 0.9999997019767761f));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
-#if HWY_TARGET <= HWY_AVX3
-  // vscalefps: p * 2^n in one instruction, with gradual underflow (Highway 1.0 has no op for it).
-  return VF{_mm512_scalef_ps(p.raw, n.raw)};
-#else
-  // 2^n through the exponent bits; n >= -126 keeps it normal, smaller results are flushed to 0.
-  const hn::RebindToSigned<DF> di;
-  const auto tiny = hn::Lt(n, hn::Set(d, -125.0f));
-  const VF scaled = hn::BitCast(d, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, n))));
-  return hn::IfThenZeroElse(tiny, scaled);
-#endif
 }
 
 // The 16 lane maxima of a row, kRowGroup / N vectors of N lanes: column c goes to lane c % 16 (vector i of the
@@ -135,50 +108,6 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
   };
   [&]<size_t... J>(std::index_sequence<J...>) { (tail(mx[J]), ...); }(std::make_index_sequence<kLaneVectors>{});
 }
-
-#if HWY_TARGET <= HWY_AVX3
-// Rows reduce_rows takes at once (a vector's lanes), and their vector type.
-constexpr int kTreeRows = 16;
-using RowVec = __m512;
-// Slot s of reduce_rows' input holds row kSlotRow[s]: the order in which its shuffles deliver lane r = row r.
-constexpr int kSlotRow[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
-
-// Reduces 16 vectors at once into one vector of their 16 horizontal reductions: 15 combining steps of two shuffles
-// and one op, all independent within a level, instead of 16 serial horizontal reductions of 4 dependent steps each.
-template <class Op>
-HWY_INLINE __m512 reduce_rows(__m512 (&v)[16], Op op) {
-  __m512 a[8], b[4], c[2];
-  for (int i = 0; i < 8; ++i)  // 256-bit halves: [v0 lo, v1 lo] op [v0 hi, v1 hi]
-    a[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-              _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  for (int i = 0; i < 4; ++i)  // 128-bit blocks: one per vector
-    b[i] = op(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-              _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  for (int i = 0; i < 2; ++i)  // pairs of lanes within each block
-    c[i] = op(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-              _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  return op(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-#elif HWY_TARGET == HWY_AVX2
-constexpr int kTreeRows = 8;
-using RowVec = __m256;
-// reduce_rows for 8-lane vectors: row r goes in slot kSlotRow[r] of the input, and comes out in lane r. Every row's
-// lanes are combined in the same order whatever its slot, as in the 16-lane tree.
-constexpr int kSlotRow[8] = {0, 2, 4, 6, 1, 3, 5, 7};
-
-template <class Op>
-HWY_INLINE __m256 reduce_rows(__m256 (&v)[8], Op op) {
-  __m256 a[4], b[2];
-  for (int i = 0; i < 4; ++i)  // 128-bit halves: [v0 lo, v1 lo] op [v0 hi, v1 hi]
-    a[i] = op(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20),
-              _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
-  for (int i = 0; i < 2; ++i)  // pairs of lanes within each half
-    b[i] = op(_mm256_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-              _mm256_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  return op(_mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
-            _mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-#endif
 
 // For the `rows` (<= kRowGroup) rows starting at x: each row's exact maximum, and bounds on rest = sum(exp(x - max))
 // - 1 from its 16 lane maxima alone, 16 exps per row instead of one per logit. Every lane maximum is a distinct
