@@ -185,7 +185,12 @@ class Report:
         if limits:
             lines.append(f"- one core's vector ceilings ({c.get('vector_lanes', '?')} float lanes, bare kernels on L1 "
                          f"operands): {c.get('limit_logits_per_ns_core', '?')} logits/ns (load + max), "
-                         f"{c.get('limit_iou_pairs_per_ns_core', '?')} IoU pairs/ns")
+                         f"{c.get('limit_iou_pairs_per_ns_core', '?')} IoU pairs/ns, and per benchmark the "
+                         f"softmax cross-entropy of rows of its C logits (max, an exp per logit, sum, log), "
+                         f"rows/ns/core_limit. The scaling tables set each point's rows/ns/core (its rows over its time "
+                         f"per core that had work) against that: the stage does more per row (matching, mining, both "
+                         f"gradients) but its bounds skip most exps, so the share says how near the stage runs to a "
+                         f"plain softmax on one core, not a limit it cannot pass")
         if per_benchmark:
             lines.append(f"- roofline (copy) = median time / (bytes / copy bandwidth), the copy bandwidth being each "
                          f"benchmark's own stream_GBps (median over repetitions of a STREAM copy, "
@@ -385,10 +390,12 @@ class Report:
                     twin = None if p is None else self.twin_roofline(p[2])
                     row.append("-" if twin is None else f"{twin:.2f}")
                     row.append("-" if p is None or self.roofline(p[2]) is None else f"{self.roofline(p[2]):.2f}")
+                    row.append("-" if p is None else self.rows_rate(p[2]))
                 rows.append(row)
             rows_match = self.matching_term_rows(group)
             header = ["case", "shape"] + [h for b in backends
-                                          for h in (f"{b} ms", f"{b} roofline (twin)", f"{b} roofline (copy)")]
+                                          for h in (f"{b} ms", f"{b} roofline (twin)", f"{b} roofline (copy)",
+                                                    f"{b} rows/ns/core (softmax ceiling)")]
             lines += [f"### Scaling with {title} (forward + backward)", ""] + table(header, rows) + [""]
             if rows_match:
                 lines += [f"Matching alone on this axis: its O(G x P) IoU work is compute, so its throughput per core "
@@ -396,6 +403,14 @@ class Report:
                           f"pass the ceiling)", ""]
                 lines += table(["backend", "case", "match ms", "IoU pairs/ns/core", "ceiling"], rows_match) + [""]
         return lines
+
+    @staticmethod
+    def rows_rate(r):
+        """'0.034 of 0.055' (rows/ns/core of the stage against the softmax ceiling at its C), or '-' without them."""
+        rate, limit = r.counter("rows/ns/core"), r.counter("rows/ns/core_limit")
+        if rate is None:
+            return "-"
+        return f"{rate:.3g}" if not limit else f"{rate:.3g} of {limit:.3g} ({rate / limit:.0%})"
 
     def matching_term_rows(self, group):
         rows = []

@@ -246,6 +246,20 @@ class ReportTest(unittest.TestCase):
         self.assertIn("worst 2.67 (G-80)", line)
         self.assertTrue(line.endswith("| MISS |"))
 
+    def test_scaling_tables_show_rows_per_ns_against_the_softmax_ceiling(self):
+        path = self.with_counters(self.bench(8.0, 20.0), {
+            "simd/scale-classes/C-21/": {"rows/ns/core": 0.03, "rows/ns/core_limit": 0.05},
+            "simd/scale-classes/C-2/": {"rows/ns/core": 0.08},
+        })
+        _, text = self.report("--bench", path, "--no-plots")
+        self.assertIn("simd rows/ns/core (softmax ceiling)", text)
+        row = next(l for l in text.splitlines() if l.startswith("| C-21 |"))
+        self.assertTrue(row.endswith("| 0.03 of 0.05 (60%) |"), row)
+        row = next(l for l in text.splitlines() if l.startswith("| C-2 |"))
+        self.assertTrue(row.endswith("| 0.08 |"), row)  # no ceiling measured: the rate alone
+        row = next(l for l in text.splitlines() if l.startswith("| P-441 |"))
+        self.assertTrue(row.endswith("| - |"), row)
+
     def test_twin_goals_without_twin_are_not_judged(self):
         _, text = self.report("--bench", self.bench(8.0, 20.0), "--no-plots")
         self.assertTrue(self.goal_line(text, "ssd300-coco-c81 forward+backward, time / same-traffic twin")
