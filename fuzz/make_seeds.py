@@ -6,6 +6,7 @@ Seeds come from the golden cases, the .npy test fixtures and the first images of
 fuzz_support.hpp reads them. Deterministic: a rerun reproduces the committed bytes."""
 import json
 import random
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -15,9 +16,22 @@ FUZZ = ROOT / "fuzz"
 GOLDEN = ROOT / "datasets" / "golden" / "cases"
 SEPARATOR = b"\n@@multibox-file@@\n"  # fuzz::kFileSeparator
 CASE_FILES = ["case.json", "priors.npy", "gt_boxes.npy", "gt_labels.npy", "gt_offsets.npy", "conf.npy", "loc.npy"]
-OUTPUT_QUANTITIES = ["matches", "forced_prior", "positives", "unmatched_ground_truths", "targets", "mined",
-                     "mined_negatives", "loss", "grad_conf", "grad_loc"]  # kOutputQuantities
 SMALL_CASES = ["no-overlap", "overflow"]  # the cases fuzz_validate.cpp loads
+
+
+def output_quantities():
+    """(name, stage) of each kOutputs entry, in kOutputQuantities order, read from the table itself so that the seeds
+    follow any change to it."""
+    header = (ROOT / "datasets" / "include" / "multibox" / "case_file.hpp").read_text()
+    table = re.search(r"kOutputs\[\] = \{(.*?)\};", header, re.S)
+    entries = re.findall(r'^\s*\{"(\w+)", Stage::(\w+),', table.group(1) if table else "", re.M)
+    if not entries:
+        sys.exit("make_seeds.py: found no kOutputs table in datasets/include/multibox/case_file.hpp")
+    return entries
+
+
+OUTPUTS = output_quantities()
+OUTPUT_QUANTITIES = [q for q, _ in OUTPUTS]
 
 
 def fresh(name):
@@ -74,7 +88,7 @@ def validate_seeds():
     for case in SMALL_CASES:
         files = [(GOLDEN / case / "torchvision" / output_file(q)).read_bytes() for q in OUTPUT_QUANTITIES]
         (out / (case + "_torchvision")).write_bytes(SEPARATOR.join([case.encode()] + files))
-        match_only = [f if q in OUTPUT_QUANTITIES[:4] else b"" for q, f in zip(OUTPUT_QUANTITIES, files)]
+        match_only = [f if stage == "match" else b"" for (_, stage), f in zip(OUTPUTS, files)]
         (out / (case + "_match_stage")).write_bytes(SEPARATOR.join([case.encode()] + match_only))
 
 

@@ -382,8 +382,7 @@ std::pair<BatchOutputs, std::vector<std::string>> candidate_outputs(const Output
   }
   for (auto item : py::reinterpret_borrow<py::dict>(candidate)) {
     const std::string key = py::str(item.first);
-    if (std::find(std::begin(kOutputQuantities), std::end(kOutputQuantities), key) == std::end(kOutputQuantities))
-      throw py::value_error(fmt::format("candidate: unknown quantity '{}'", key));
+    if (!find_output(key)) throw py::value_error(fmt::format("candidate: unknown quantity '{}'", key));
   }
   return {std::move(out), std::move(present)};
 }
@@ -474,7 +473,8 @@ PYBIND11_MODULE(_multibox, m) {
       .def("to_dict",
            [](py::object self) {
              py::dict d;
-             for (const std::string& q : quantities_of(self.cast<const Outputs&>().stage)) d[q.c_str()] = quantity(self, q);
+             for (const std::string& q : quantities_of(self.cast<const Outputs&>().stage))
+               d[q.c_str()] = quantity(self, q);
              return d;
            })
       .def("__repr__", [](const Outputs& o) {
@@ -505,7 +505,8 @@ PYBIND11_MODULE(_multibox, m) {
       .def_readonly("mismatches", &QuantityVerdict::mismatches)
       .def_readonly("worst_error", &QuantityVerdict::worst_error)
       .def_readonly("detail", &QuantityVerdict::detail)
-      .def("__repr__", [](const QuantityVerdict& q) { return fmt::format("<{} {}>", to_string(q.verdict), q.quantity); });
+      .def("__repr__",
+           [](const QuantityVerdict& q) { return fmt::format("<{} {}>", to_string(q.verdict), q.quantity); });
 
   py::class_<Validation>(m, "Validation", "Verdicts per quantity under the agreement rules of docs/SPEC.md.")
       .def_readwrite("name", &Validation::name)

@@ -221,7 +221,8 @@ Status write_case(const fs::path& dir, const Case& c) {
   if (Status s = c.shape.validate(); !s) return in_case(dir, s);
   if (Status s = validate_priors(c.priors, c.shape.num_priors); !s) return in_case(dir, s);
   if (Status s = validate_ground_truths(c.shape, c.data.ground_truths()); !s) return in_case(dir, s);
-  if (Status s = validate_predictions(c.shape, c.data.predictions(), /*check_values=*/false); !s) return in_case(dir, s);
+  if (Status s = validate_predictions(c.shape, c.data.predictions(), /*check_values=*/false); !s)
+    return in_case(dir, s);
   if (Status s = ensure_dir(dir); !s) return s;
 
   json j;

@@ -38,9 +38,7 @@ std::string file_stem_of_quantity(std::string_view quantity) {
 }
 
 std::optional<Stage> stage_of_quantity(std::string_view quantity) {
-  const std::string stem = file_stem_of_quantity(quantity);
-  for (const OutputQuantity& q : kOutputs)
-    if (stem == q.name) return q.stage;
+  if (const OutputQuantity* q = find_output(file_stem_of_quantity(quantity))) return q->stage;
   return std::nullopt;
 }
 
