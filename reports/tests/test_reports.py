@@ -220,7 +220,9 @@ class ReportTest(unittest.TestCase):
         self.assertIn("1.14", line)
         self.assertTrue(line.endswith("| PASS |"))
         line = self.goal_line(text, "every scaling-axis point")
-        self.assertIn("worst 4366.00 (P-8732) of 8 points", line)
+        self.assertIn("worst 4366.00 (P-8732) of 8 points; also over 2: ", line)
+        # The others over 2 are named, largest first; C-2 (1.0) and B-1 (0.5) are within the limit.
+        self.assertIn("also over 2: P-441 220.50, G-80 40.00, C-21 10.50, G-8 4.00, B-8 4.00 |", line)
         self.assertTrue(line.endswith("| MISS |"))
         self.assertIn("roofline (twin)", text)
 
