@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -10,9 +12,9 @@
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
 
-#include "simd/row_math.hpp"
 #include "simd/image_pool.hpp"
 #include "simd/loss.hpp"
+#include "simd/row_math.hpp"
 #include "simd/streaming.hpp"
 
 namespace multibox::bench {
@@ -284,7 +286,8 @@ HWY_INLINE VF row_exp_sums(const float* row, size_t C, VF max) {
   }
   for (; i < C; i += N) {
     const auto valid = hn::FirstN(d, C - i);
-    s0 = hn::Add(s0, hn::IfThenElseZero(valid, simd::exp_nonpositive(hn::Sub(hn::MaskedLoad(valid, d, row + i), max))));
+    const VF t = hn::Sub(hn::MaskedLoad(valid, d, row + i), max);
+    s0 = hn::Add(s0, hn::IfThenElseZero(valid, simd::exp_nonpositive(t)));
   }
   return hn::Add(s0, s1);
 }
@@ -343,6 +346,23 @@ double softmax_rows_per_ns(int classes) {
     asm volatile("" : "+r"(p) : : "memory");
     return p;
   };
+  // The kernel must compute what it claims: every row's value against a double-precision log-sum-exp.
+  for (size_t r0 = 0; r0 < rows; r0 += N) {
+    HWY_ALIGN float got[hn::MaxLanes(DF())];
+    hn::Store(log_sum_exp_rows(a.get() + r0 * C, C), d, got);
+    for (size_t k = 0; k < N; ++k) {
+      const float* row = a.get() + (r0 + k) * C;
+      const double m = *std::max_element(row, row + C);
+      double sum = 0;
+      for (size_t c = 0; c < C; ++c) sum += std::exp(row[c] - m);
+      const double expect = m + std::log(sum);
+      if (!(std::abs(got[k] - expect) <= 1e-5 * std::abs(expect) + 1e-5)) {
+        std::fprintf(stderr, "multibox_bench: the softmax ceiling's kernel is wrong at C=%d, row %zu: %g, "
+                     "expected %g\n", classes, r0 + k, got[k], expect);
+        return 0;  // no ceiling rather than the speed of a wrong kernel
+      }
+    }
+  }
   // Best of 15 short trials: on a shared VM the quietest of them is the core's own rate.
   const double seconds = best_seconds(15, [&] {
     VF total = hn::Zero(d);

@@ -187,10 +187,10 @@ class Report:
                          f"operands): {c.get('limit_logits_per_ns_core', '?')} logits/ns (load + max), "
                          f"{c.get('limit_iou_pairs_per_ns_core', '?')} IoU pairs/ns, and per benchmark the "
                          f"softmax cross-entropy of rows of its C logits (max, an exp per logit, sum, log), "
-                         f"rows/ns/core_limit. The scaling tables set each point's rows/ns/core (its rows over its time "
-                         f"per core that had work) against that: the stage does more per row (matching, mining, both "
-                         f"gradients) but its bounds skip most exps, so the share says how near the stage runs to a "
-                         f"plain softmax on one core, not a limit it cannot pass")
+                         f"rows/ns/core_limit. The scaling tables set each point's rows/ns/core (its rows over its "
+                         f"time per core that had work) against that: the stage does more per row (matching, mining, "
+                         f"both gradients) but its bounds skip most exps, so the share says how near the stage runs to "
+                         f"a plain softmax on one core, not a limit it cannot pass")
         if per_benchmark:
             lines.append(f"- roofline (copy) = median time / (bytes / copy bandwidth), the copy bandwidth being each "
                          f"benchmark's own stream_GBps (median over repetitions of a STREAM copy, "
