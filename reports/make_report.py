@@ -156,13 +156,12 @@ class Report:
     def repetition_counts(self):
         """'32 benchmarks with 3 repetitions, 87 with 1': how many samples each median stands on."""
         counts = collections.Counter(len(r.times_ms) for r in self.results.values() if r.times_ms)
-        parts = [f"{k} with {n}" for n, k in sorted(counts.items(), reverse=True)]
-        if not parts:
+        rows = sorted(counts.items(), reverse=True)
+        if not rows:
             return "none ran"
-        first_n, first_k = max(counts), counts[max(counts)]
-        parts[0] = (f"{first_k} benchmark{'s' if first_k != 1 else ''} with {first_n} "
-                    f"repetition{'s' if first_n != 1 else ''}")
-        return ", ".join(parts)
+        (n, k), rest = rows[0], rows[1:]
+        head = f"{k} benchmark{'s' if k != 1 else ''} with {n} repetition{'s' if n != 1 else ''}"
+        return ", ".join([head] + [f"{k} with {n}" for n, k in rest])
 
     # --- sections -------------------------------------------------------------------------------------------
 
