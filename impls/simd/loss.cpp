@@ -128,15 +128,15 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   }
   const __m512 max = reduce_rows(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
   _mm512_store_ps(row_max, max);
-  // Rows shorter than 16 (C < 16) leave lanes at -inf, whose exp (clamped to -200) underflows in vscalefps; every
-  // underflowing vscalefps costs a microcode assist (MXCSR has no flush-to-zero here), which made C=2 four times
-  // slower than C=21 (perf: ~65% of the samples on the instruction after vscalefps). Those lanes get t = 0 and a
-  // zeroed result instead: the same exact 0 the underflow gave, without the assist.
+  // Rows shorter than 16 (C < 16) leave lanes at -inf. Those lanes get t = 0 and a zeroed result: with the exact
+  // exp's clamp at -200 they underflowed in vscalefps, a microcode assist each (MXCSR has no flush-to-zero here),
+  // which made C=2 four times slower than C=21 (perf: ~65% of the samples on the instruction after vscalefps).
+  // exp_bound's clamp no longer underflows; the mask keeps those lanes an exact 0.
   const __m512 counts = _mm512_load_ps(lane_count);
   const __mmask16 filled = _mm512_cmp_ps_mask(counts, _mm512_setzero_ps(), _CMP_NEQ_OQ);
   for (int s = 0; s < 16; ++s) {
     const __m512 t = _mm512_maskz_sub_ps(filled, v[s], _mm512_permutexvar_ps(_mm512_set1_epi32(kSlotRow[s]), max));
-    v[s] = _mm512_maskz_mov_ps(filled, exp_nonpositive(VF{t}).raw);
+    v[s] = _mm512_maskz_mov_ps(filled, exp_bound(VF{t}).raw);
   }
   auto add = [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); };
   const __m512 one = _mm512_set1_ps(1.0f);
@@ -165,10 +165,10 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
     _mm256_store_ps(row_max + h, reduce_rows(m, max));
     __m256 lo[8], hi[8];
     for (int r = 0; r < 8; ++r) {
-      // Lanes past a short row hold -inf: exp_nonpositive clamps them to exp(-200), which flushes to an exact 0.
+      // Lanes past a short row hold -inf: exp_bound clamps them to 1.3e-38, below anything a bound can feel.
       const VF top{_mm256_broadcast_ss(row_max + h + r)};
-      const __m256 e0 = exp_nonpositive(hn::Sub(VF{lanes[r][0]}, top)).raw;
-      const __m256 e1 = exp_nonpositive(hn::Sub(VF{lanes[r][1]}, top)).raw;
+      const __m256 e0 = exp_bound(hn::Sub(VF{lanes[r][0]}, top)).raw;
+      const __m256 e1 = exp_bound(hn::Sub(VF{lanes[r][1]}, top)).raw;
       lo[kSlotRow[r]] = _mm256_add_ps(e0, e1);
       hi[kSlotRow[r]] = _mm256_fmadd_ps(e1, count1, _mm256_mul_ps(e0, count0));
     }
@@ -187,7 +187,7 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
     const float m = hn::GetLane(hn::MaxOfLanes(d, all));
     VF lo = hn::Zero(d), hi = hn::Zero(d);
     for (size_t j = 0; j < kLaneVectors; ++j) {
-      const VF e = exp_nonpositive(hn::Sub(mx[j], hn::Set(d, m)));
+      const VF e = exp_bound(hn::Sub(mx[j], hn::Set(d, m)));
       lo = hn::Add(lo, e);
       hi = hn::Add(hi, hn::Mul(e, hn::Load(d, lane_count + j * N)));
     }
@@ -239,7 +239,7 @@ HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, float* 
     }
     hn::Store(column[0], d, row_first + k);  // x[0] of each row, which the bounds need
     VF sum = hn::Zero(d);
-    for (size_t c = 0; c < C; ++c) sum = hn::Add(sum, exp_nonpositive(hn::Sub(column[c], max)));
+    for (size_t c = 0; c < C; ++c) sum = hn::Add(sum, exp_bound(hn::Sub(column[c], max)));
     const VF rest = hn::Sub(sum, hn::Set(d, 1.0f));
     hn::Store(max, d, row_max + k);
     hn::Store(rest, d, rest_lo + k);
@@ -585,8 +585,10 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
     select_above(s.negatives.data(), count, s.quota, boundary);
     float kth_lower = HUGE_VALF;
     for (int64_t k = 0; k < s.quota; ++k) kth_lower = std::min(kth_lower, s.negatives[k].ce);
-    // The exact CEs and the bounds both carry float rounding (exp to 1.5e-7, sums, log1p: ~1e-6 relative); the
-    // margin is a thousand times that, so a skipped row is strictly easier than K others whatever the rounding.
+    // The bounds are off by up to 1.02e-4 each (exp_bound) plus float rounding (~1e-6 relative), the exact CEs by
+    // their rounding alone; a row the exact CEs would mine has an upper bound within 2.1e-4 + 1e-6 |CE| of the cut's
+    // own lower bound or above it, and the margin is over four times that, so a skipped row is strictly easier than
+    // K others whatever the errors.
     s.cut = kth_lower - 1e-3f * std::max(1.0f, kth_lower);
   }
 }

@@ -1,4 +1,4 @@
-// The row math of the simd backend's loss kernels (its exp and the shuffle tree that reduces a vector of rows at
+// The row math of the simd backend's loss kernels (its exps and the shuffle tree that reduces a vector of rows at
 // once), shared with the benchmark's softmax ceiling (bench/twin.cpp), which must do a row's softmax the same way to
 // say what the vector width allows.
 #pragma once
@@ -37,6 +37,35 @@ HWY_INLINE FloatVec exp_nonpositive(FloatVec t) {
   const auto tiny = hn::Lt(n, hn::Set(d, -125.0f));
   const VF scaled = hn::BitCast(d, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, n))));
   return hn::IfThenZeroElse(tiny, scaled);
+#endif
+}
+
+// exp(t) for t <= 0 to 1.02e-4 relative, for the loss's mining bounds alone. They only rank rows against a cut
+// that leaves a margin of 1e-3 (select_impl in loss.cpp): an error of e in every exp moves a bound by at most e
+// (log1p(rest (1 + e)) - log1p(rest) <= e), so a row the exact CEs would mine is still kept while 2e stays below
+// the margin. A degree-3 polynomial (minimax relative error 1.01e-4 on |r| <= ln2/2, p(0) = 1 so the row
+// maximum's own term stays exactly 1) and a clamp at -87.3, where 2^n is still a normal float, so nothing needs
+// flushing (and vscalefps meets no underflow): 9 vector operations on AVX2 against exp_nonpositive's 13. Below
+// the clamp the result is at most 1.3e-38, which no bound can feel. Measured against the exact exp in the bounds
+// (SSD300, B=8, 2 threads, alternated binaries, median of 9 runs): C=21 1.16 -> 1.04 ms, 100k priors 20.8 ->
+// 17.1 ms, the C=81 headline 10.1 -> 9.2 ms.
+HWY_INLINE FloatVec exp_bound(FloatVec t) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  using DF = hn::ScalableTag<float>;
+  using VF = FloatVec;
+  const DF d;
+  t = hn::Max(t, hn::Set(d, -87.3f));
+  const VF n = hn::Round(hn::Mul(t, hn::Set(d, 1.44269504088896341f)));
+  const VF r = hn::MulAdd(n, hn::Set(d, -0.693147180559945309f), t);
+  VF p = hn::Set(d, 0.1651797592639923f);
+  p = hn::MulAdd(p, r, hn::Set(d, 0.504130482673645f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.000195860862732f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+#if HWY_TARGET <= HWY_AVX3
+  return VF{_mm512_scalef_ps(p.raw, n.raw)};
+#else
+  const hn::RebindToSigned<DF> di;
+  return hn::BitCast(d, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, n))));
 #endif
 }
 

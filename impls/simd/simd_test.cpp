@@ -1,10 +1,13 @@
 // Tests of what is particular to the SIMD backend (the conformance suite covers agreement in general): bitwise
 // determinism across thread counts, the incremental bipartite stage under heavy conflicts, the precision of
-// confident rows, the NaN scan fused into the loss pass, and the mining bounds that spare most rows' exact CE.
+// confident rows, the NaN scan fused into the loss pass, and the mining bounds that spare most rows' exact CE: their
+// cheap exp within its stated error, and the cut's margin holding on CEs closer together than that error.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -12,6 +15,7 @@
 #include "multibox/multibox.hpp"
 #include "multibox/workloads.hpp"
 #include "simd/loss.hpp"
+#include "simd/row_math.hpp"
 #include "simd/simd_backend.hpp"
 
 namespace multibox {
@@ -40,6 +44,21 @@ BatchOutputs run_reference(const Workload& w, const Config& config, Stage stage)
 template <class T>
 bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+// One image through the simd loss on the calling thread, with or without the bounds that spare rows their exact CE.
+struct LossRun {
+  std::vector<uint8_t> mined;
+  std::vector<float> grad_conf, grad_loc;
+  simd::ImageLoss loss;
+};
+LossRun run_image_loss(const Config& config, simd::ImageLossInputs in, bool prune) {
+  const size_t P = static_cast<size_t>(in.num_priors), C = static_cast<size_t>(in.num_classes);
+  LossRun r{std::vector<uint8_t>(P), std::vector<float>(P * C, NAN), std::vector<float>(P * 4, NAN), {}};
+  simd::LossScratch scratch(in.num_priors);
+  in.prune_negatives = prune;
+  r.loss = simd::image_loss(config, in, {r.mined.data(), r.grad_conf.data(), r.grad_loc.data()}, scratch);
+  return r;
 }
 
 class SimdBackend : public ::testing::Test {
@@ -207,21 +226,7 @@ TEST_F(SimdBackend, MiningBoundsSpareMostRowsAndChangeNothing) {
     int non_ignored = 0;
     for (int p = 0; p < P; ++p) non_ignored += in.matches[p] != kIgnored;
 
-    struct Run {
-      std::vector<uint8_t> mined;
-      std::vector<float> grad_conf, grad_loc;
-      simd::ImageLoss loss;
-    };
-    auto run = [&](bool prune) {
-      Run r{std::vector<uint8_t>(P), std::vector<float>(static_cast<size_t>(P) * C, NAN),
-            std::vector<float>(static_cast<size_t>(P) * 4, NAN), {}};
-      simd::LossScratch scratch(P);
-      simd::ImageLossInputs i = in;
-      i.prune_negatives = prune;
-      r.loss = simd::image_loss(w->config, i, {r.mined.data(), r.grad_conf.data(), r.grad_loc.data()}, scratch);
-      return r;
-    };
-    const Run pruned = run(true), exact = run(false);
+    const LossRun pruned = run_image_loss(w->config, in, true), exact = run_image_loss(w->config, in, false);
     SCOPED_TRACE("image " + std::to_string(b));
     EXPECT_EQ(exact.loss.exact_rows, non_ignored);
     EXPECT_LT(pruned.loss.exact_rows, P / 5) << "the bounds should spare most rows of trained-looking logits";
@@ -231,6 +236,83 @@ TEST_F(SimdBackend, MiningBoundsSpareMostRowsAndChangeNothing) {
     EXPECT_TRUE(same_bits(pruned.grad_conf, exact.grad_conf));
     EXPECT_TRUE(same_bits(pruned.grad_loc, exact.grad_loc));
     EXPECT_EQ(pruned.loss.loc_sum, exact.loss.loc_sum);
+    EXPECT_NEAR(pruned.loss.conf_sum, exact.loss.conf_sum, 1e-12 * exact.loss.conf_sum);
+  }
+}
+
+// The mining bounds use exp_bound, an exp good to 1.02e-4 relative; the cut's margin in the loss is sized on that
+// figure, so it is checked here on a dense sweep of every t the bounds can give it.
+TEST(SimdRowMath, ExpBoundStaysWithinItsStatedError) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  std::vector<float> t, got;
+  constexpr int kSteps = 1 << 22;
+  for (int i = 0; i <= kSteps; ++i) t.push_back(-87.3f * static_cast<float>(i) / kSteps);
+  for (float x : {-0.0f, -1e-30f, -1e-7f, -0.34657359f, -0.34657360f, -87.29f, -87.3f}) t.push_back(x);
+  const size_t in_range = t.size();
+  for (float x : {-87.31f, -88.0f, -103.0f, -200.0f, -1e30f, -HUGE_VALF}) t.push_back(x);
+  t.resize((t.size() + N - 1) / N * N, -HUGE_VALF);
+  got.resize(t.size());
+  for (size_t i = 0; i < t.size(); i += N) hn::StoreU(simd::exp_bound(hn::LoadU(d, t.data() + i)), d, got.data() + i);
+  double worst = 0;
+  float worst_t = 0;
+  for (size_t i = 0; i < in_range; ++i) {
+    const double e = std::abs(got[i] / std::exp(static_cast<double>(t[i])) - 1.0);
+    if (e > worst) worst = e, worst_t = t[i];
+  }
+  EXPECT_LE(worst, 1.02e-4) << "at t = " << worst_t;
+  EXPECT_EQ(got[0], 1.0f) << "the row maximum's own term must stay exactly 1";
+  for (size_t i = in_range; i < t.size(); ++i) {
+    EXPECT_GE(got[i], 0.0f) << "t = " << t[i];
+    EXPECT_LE(got[i], 1.3e-38f) << "t = " << t[i];
+  }
+}
+
+// Rows whose CEs lie 1e-6 apart, far closer than exp_bound's error, around the K-th hardest negative: only the
+// cut's margin keeps a row the exact CEs would mine from being skipped on its bound. At C=16 each of the 16 lanes
+// holds one logit, so lower and upper bounds meet and the margin is all there is; C=4 takes the column-wise bounds
+// and C=21 the lane-maxima ones with uneven lanes. A third of the negatives are easy, so the bounds do prune.
+TEST(SimdLoss, MiningBoundsKeepNearTiesAtTheCut) {
+  const Config config;
+  const int P = 1024;
+  for (int C : {4, 16, 21}) {
+    SCOPED_TRACE("C = " + std::to_string(C));
+    std::vector<float> conf(static_cast<size_t>(P) * C), loc(static_cast<size_t>(P) * 4, 0.25f),
+        targets(static_cast<size_t>(P) * 4, 0.5f);
+    std::vector<int32_t> matches(P, kNegative);
+    const std::vector<int32_t> labels = {C - 1};
+    int positives = 0, non_ignored = 0;
+    std::mt19937 random(7);
+    std::uniform_real_distribution<float> other(-3.0f, 0.0f);
+    for (int p = 0; p < P; ++p) {
+      float* x = conf.data() + static_cast<size_t>(p) * C;
+      // Random other logits, so exp_bound errs by different amounts in different rows, and x[0] (the background
+      // class every negative is scored on) set so the row's CE is 2 + 1e-6 (p % 97): CE = log1p(S e^-x[0]), S the
+      // sum of the other logits' exps. Every third row is easy instead.
+      double sum = 0;
+      for (int c = 1; c < C; ++c) sum += std::exp(static_cast<double>(x[c] = other(random)));
+      const double ce = 2.0 + 1e-6 * (p % 97);
+      x[0] = p % 3 == 0 ? 6.0f : static_cast<float>(std::log(sum) - std::log(std::expm1(ce)));
+      if (p % 64 == 5) matches[p] = 0, ++positives;
+      non_ignored += matches[p] != kIgnored;
+    }
+    simd::ImageLossInputs in;
+    in.num_priors = P;
+    in.num_classes = C;
+    in.conf = conf.data();
+    in.loc = loc.data();
+    in.matches = matches.data();
+    in.labels = labels.data();
+    in.targets = targets.data();
+    in.positives = positives;
+    in.batch_positives = positives;
+    const LossRun pruned = run_image_loss(config, in, true), exact = run_image_loss(config, in, false);
+    EXPECT_EQ(exact.loss.exact_rows, non_ignored);
+    EXPECT_LT(pruned.loss.exact_rows, non_ignored * 3 / 4) << "the easy third should be pruned";
+    EXPECT_EQ(pruned.loss.mined, 3 * positives);
+    EXPECT_TRUE(pruned.mined == exact.mined);
+    EXPECT_TRUE(same_bits(pruned.grad_conf, exact.grad_conf));
     EXPECT_NEAR(pruned.loss.conf_sum, exact.loss.conf_sum, 1e-12 * exact.loss.conf_sum);
   }
 }
