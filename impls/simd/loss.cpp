@@ -498,11 +498,12 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
       const VF max = hn::Load(d, group_max + k);
       const VF first = by_column ? hn::Load(d, group_first + k) : hn::GatherIndex(d, logits(p0), first_logit);
       const VF base = hn::Sub(max, first);
-      const VF lower = hn::IfThenElseZero(negative, hn::Add(base, hn::Log1p(d, hn::Load(d, rest_lo + k))));
+      const VF lo = hn::Load(d, rest_lo + k);
+      const VF lower = hn::IfThenElseZero(negative, hn::Add(base, log1p_bound(lo)));
       // Column-wise bounds are the CE itself (rest_lo == rest_hi): one log1p instead of two, the same bits (perf on
       // classes-2: the two log1p were the largest part of pass 1 once a row costs two gathers and two exps).
-      const VF upper = by_column ? lower
-                                 : hn::IfThenElseZero(negative, hn::Add(base, hn::Log1p(d, hn::Load(d, rest_hi + k))));
+      const VF hi = by_column ? lo : hn::Load(d, rest_hi + k);
+      const VF upper = by_column ? lower : hn::IfThenElseZero(negative, hn::Add(base, log1p_bound(hi)));
       hn::StoreU(max, d, s.row_max.data() + p);
       hn::StoreU(lower, d, s.lower.data() + p);
       hn::StoreU(upper, d, s.upper.data() + p);
@@ -585,10 +586,10 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
     select_above(s.negatives.data(), count, s.quota, boundary);
     float kth_lower = HUGE_VALF;
     for (int64_t k = 0; k < s.quota; ++k) kth_lower = std::min(kth_lower, s.negatives[k].ce);
-    // The bounds are off by up to 1.02e-4 each (exp_bound) plus float rounding (~1e-6 relative), the exact CEs by
-    // their rounding alone; a row the exact CEs would mine has an upper bound within 2.1e-4 + 1e-6 |CE| of the cut's
-    // own lower bound or above it, and the margin is over four times that, so a skipped row is strictly easier than
-    // K others whatever the errors.
+    // The bounds are off by up to 1.04e-4 each (exp_bound, log1p_bound) plus float rounding (~1e-6 relative), the
+    // exact CEs by their rounding alone; a row the exact CEs would mine has an upper bound within 2.1e-4 + 1e-6 |CE|
+    // of the cut's own lower bound or above it, and the margin is over four times that, so a skipped row is strictly
+    // easier than K others whatever the errors.
     s.cut = kth_lower - 1e-3f * std::max(1.0f, kth_lower);
   }
 }

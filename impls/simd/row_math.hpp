@@ -69,6 +69,34 @@ HWY_INLINE FloatVec exp_bound(FloatVec t) {
 #endif
 }
 
+// log1p(x) for the x >= 0 of the mining bounds (rest = sum(exp(x - max)) - 1) to 2.1e-6 absolute, in 17 vector
+// operations and no division (hwy::Log1p: about 28 and two divisions, for the last ulp the bounds do not need; see
+// exp_bound for why they do not). 1 + x = 2^e m with m in [sqrt(1/2), sqrt(2)), then e ln2 + a degree-6 minimax
+// polynomial in m - 1 (1.5e-6 absolute; float rounding of e ln2 adds the rest up to x = 1e6). 1 + x rounds a tiny
+// x away, an error of x itself, far below that. A NaN or Inf x gives NaN, as the loss's check of its bounds needs
+// (the bit arithmetic alone would give a finite value). Measured against hwy::Log1p in the bounds (alternated
+// binaries, 4 rounds x 3 runs, one thread): SSD300 C=21 forward 8.18 -> 7.45 ms, forward + backward 10.2 -> 9.95.
+HWY_INLINE FloatVec log1p_bound(FloatVec x) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  using DF = hn::ScalableTag<float>;
+  using VF = FloatVec;
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  const VF y = hn::Add(x, hn::Set(d, 1.0f));
+  // Offsetting the bits by 1 - sqrt(1/2) moves the exponent step to sqrt(1/2) (as hwy::Log does).
+  const auto bits = hn::Add(hn::BitCast(di, y), hn::Set(di, 0x3F800000 - 0x3F3504F3));
+  const VF e = hn::ConvertTo(d, hn::Sub(hn::ShiftRight<23>(bits), hn::Set(di, 0x7F)));
+  const VF s = hn::Sub(hn::BitCast(d, hn::Add(hn::And(bits, hn::Set(di, 0x7FFFFF)), hn::Set(di, 0x3F3504F3))),
+                       hn::Set(d, 1.0f));
+  VF p = hn::Set(d, -0.14319874346256256f);
+  p = hn::MulAdd(p, s, hn::Set(d, 0.2233010232448578f));
+  p = hn::MulAdd(p, s, hn::Set(d, -0.2547246813774109f));
+  p = hn::MulAdd(p, s, hn::Set(d, 0.3322587013244629f));
+  p = hn::MulAdd(p, s, hn::Set(d, -0.4998505115509033f));
+  p = hn::MulAdd(p, s, hn::Set(d, 1.000012755393982f));
+  return hn::Add(hn::MulAdd(e, hn::Set(d, 0.693147180559945309f), hn::Mul(p, s)), hn::Sub(x, x));
+}
+
 #if HWY_TARGET <= HWY_AVX3
 // Rows reduce_rows takes at once (a vector's lanes), and their vector type.
 inline constexpr int kTreeRows = 16;

@@ -269,6 +269,32 @@ TEST(SimdRowMath, ExpBoundStaysWithinItsStatedError) {
   }
 }
 
+// log1p_bound, the bounds' log, on x from 0 to 1e6 (a row's rest is below its class count) and on non-finite x,
+// which must stay non-finite for the loss's check of its bounds.
+TEST(SimdRowMath, Log1pBoundStaysWithinItsStatedError) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  std::vector<float> x = {0.0f, 1e-30f, 1e-8f, 0.41421356f, 0.41421357f, 1.0f, 2.0f, 1e6f};
+  constexpr int kSteps = 1 << 22;
+  for (int i = 0; i <= kSteps; ++i) x.push_back(std::pow(10.0f, -8.0f + 14.0f * static_cast<float>(i) / kSteps));
+  for (int i = 0; i <= kSteps; ++i) x.push_back(4.0f * static_cast<float>(i) / kSteps);
+  const size_t finite = x.size();
+  for (float v : {HUGE_VALF, -HUGE_VALF, NAN}) x.push_back(v);
+  x.resize((x.size() + N - 1) / N * N, NAN);
+  std::vector<float> got(x.size());
+  for (size_t i = 0; i < x.size(); i += N) hn::StoreU(simd::log1p_bound(hn::LoadU(d, x.data() + i)), d, got.data() + i);
+  double worst = 0;
+  float worst_x = 0;
+  for (size_t i = 0; i < finite; ++i) {
+    const double e = std::abs(got[i] - std::log1p(static_cast<double>(x[i])));
+    if (e > worst) worst = e, worst_x = x[i];
+  }
+  EXPECT_LE(worst, 2.1e-6) << "at x = " << worst_x;
+  EXPECT_EQ(got[0], 0.0f);
+  for (size_t i = finite; i < x.size(); ++i) EXPECT_TRUE(std::isnan(got[i])) << "x = " << x[i] << " gave " << got[i];
+}
+
 // Rows whose CEs lie 1e-6 apart, far closer than exp_bound's error, around the K-th hardest negative: only the
 // cut's margin keeps a row the exact CEs would mine from being skipped on its bound. At C=16 each of the 16 lanes
 // holds one logit, so lower and upper bounds meet and the margin is all there is; C=4 takes the column-wise bounds
