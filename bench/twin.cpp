@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include <hwy/aligned_allocator.h>
@@ -178,9 +179,13 @@ double TrafficTwin::seconds(const GroundTruthView& gt, const PredictionView& pre
     impl_->replay(gt, pred, priors, stage);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  std::sort(times.begin(), times.end());
-  const size_t n = times.size();
-  return n == 0 ? 0 : 0.5 * (times[(n - 1) / 2] + times[n / 2]);
+  return median(std::move(times));
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : 0.5 * (v[(n - 1) / 2] + v[n / 2]);
 }
 
 namespace {

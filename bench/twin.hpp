@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "multibox/batch.hpp"
 
@@ -34,6 +35,9 @@ class TrafficTwin {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The median of v (0 when empty): of replays here, of paired ratios in the benchmark.
+double median(std::vector<double> v);
 
 // What the vector width allows on one core of this machine, measured once: the bare kernels with operands in L1.
 struct VectorLimits {

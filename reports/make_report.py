@@ -123,9 +123,12 @@ class Report:
 
     @staticmethod
     def twin_roofline(r):
-        """Median time over the median of the same-traffic twin replayed around it (bench/twin.hpp); None without."""
+        """Time over the same-traffic twin (bench/twin.hpp), None without one: the benchmark's own roofline counter,
+        the median ratio of paired runs of the stage and its twin, where it has one; else median time / twin_ms."""
         twin = r.counter("twin_ms") if r else None
-        return r.median_ms / twin if twin else None
+        if not twin:
+            return None
+        return r.counter("roofline") or r.median_ms / twin
 
     def judged_point(self, r):
         """(ratio, what) by which a scaling point is judged: time / twin, or, where that misses the limit but the
@@ -176,10 +179,12 @@ class Report:
                      f"triad {c.get('stream_triad_GBps', '?')} GB/s at start-up")
         per_benchmark = any(r.counter("stream_GBps") for r in self.results.values())
         if any(r.counter("twin_ms") for r in self.results.values()):
-            lines.append("- roofline (twin) = median time / the same-traffic twin's time: a replay of the bytes the "
-                         "stage reads and writes, with the same kind of stores, no math, at the same thread count, "
-                         "timed right before and after the benchmark (bench/twin.hpp); 1.0 means the stage costs what "
-                         "its memory traffic costs")
+            lines.append("- roofline (twin) = time / the same-traffic twin's time: a replay of the bytes the stage "
+                         "reads and writes, with the same kind of stores, no math, at the same thread count "
+                         "(bench/twin.hpp); after each benchmark's timed loop, runs of the stage and replays of the "
+                         "twin alternate in pairs and the ratio is the median of the pairs' ratios (over repetitions, "
+                         "the median of those), so a drift of the machine's speed between the two cancels; 1.0 means "
+                         "the stage costs what its memory traffic costs")
         limits = [k for k in ("limit_logits_per_ns_core", "limit_iou_pairs_per_ns_core") if k in c]
         if limits:
             lines.append(f"- one core's vector ceilings ({c.get('vector_lanes', '?')} float lanes, bare kernels on L1 "
@@ -277,7 +282,10 @@ class Report:
         if ratio is None:
             rows.append((what, backend, "not run" if mine is None else "no twin measured", f"<= {limit:g}", "n/a"))
         else:
-            rows.append((what, backend, f"{ratio:.2f} ({fmt_ms(mine.median_ms)} ms vs twin "
+            # With paired runs the ratio is their median, not the two medians' quotient: both times are context.
+            how = "median of paired runs; " if mine.counter("roofline") else ""
+            sep = ", twin " if how else " vs twin "
+            rows.append((what, backend, f"{ratio:.2f} ({how}{fmt_ms(mine.median_ms)} ms{sep}"
                          f"{fmt_ms(mine.counter('twin_ms'))} ms)", f"<= {limit:g}", "PASS" if ratio <= limit else "MISS"))
         points = [self.judged_point(p[2]) for group, axis, _ in SCALING_GROUPS
                   for p in self.scaling_series(group, axis).get(backend, [])]

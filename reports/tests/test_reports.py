@@ -226,6 +226,22 @@ class ReportTest(unittest.TestCase):
         self.assertTrue(line.endswith("| MISS |"))
         self.assertIn("roofline (twin)", text)
 
+    def test_twin_goals_take_the_paired_runs_ratio_where_there_is_one(self):
+        # The benchmark's roofline counter is the median ratio of paired stage and twin runs: 8 ms over a 7 ms twin
+        # would pass (1.14), but the pairs, timed side by side, say 1.30: a MISS, with both times as context. A
+        # scaling point's pairs (0.5) likewise replace its 4366x quotient.
+        path = self.with_counters(self.bench(8.0, 20.0), {
+            "simd/headline/ssd300-coco-c81/backward/t2": {"twin_ms": 7.0, "roofline": 1.3},
+            "simd/scale-": {"twin_ms": 0.02, "roofline": 0.5},
+        })
+        _, text = self.report("--bench", path, "--no-plots")
+        line = self.goal_line(text, "ssd300-coco-c81 forward+backward, time / same-traffic twin")
+        self.assertIn("1.30 (median of paired runs; 8 ms, twin 7 ms)", line)
+        self.assertTrue(line.endswith("| MISS |"))
+        line = self.goal_line(text, "every scaling-axis point")
+        self.assertIn("worst 0.50", line)
+        self.assertTrue(line.endswith("| PASS |"))
+
     def test_scaling_point_whose_matching_runs_at_the_vector_ceiling_is_judged_without_it(self):
         # G-80 takes 0.8 ms against a 0.3 ms twin (2.67x), 0.5 ms of it matching: with the match stage at 90 % of the
         # IoU ceiling the point is judged on (0.8 - 0.5) / 0.3 = 1.00, a PASS; at 50 % of the ceiling, a MISS.
