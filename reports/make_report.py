@@ -194,7 +194,10 @@ class Report:
                          f"rows/ns/core_limit. The scaling tables set each point's rows/ns/core (its rows over its "
                          f"time per core that had work) against that: the stage does more per row (matching, mining, "
                          f"both gradients) but its bounds skip most exps, so the share says how near the stage runs to "
-                         f"a plain softmax on one core, not a limit it cannot pass")
+                         f"a plain softmax on one core, not a limit it cannot pass. \"softmax alone\" is where such a "
+                         f"softmax of the same rows would land against the twin (roofline (twin) x the share): near or "
+                         f"past 2, the 2x goal asks the whole step to beat a bare softmax, and the point is "
+                         f"compute-bound on this machine")
         if per_benchmark:
             lines.append(f"- roofline (copy) = median time / (bytes / copy bandwidth), the copy bandwidth being each "
                          f"benchmark's own stream_GBps (median over repetitions of a STREAM copy, "
@@ -401,7 +404,7 @@ class Report:
                     twin = None if p is None else self.twin_roofline(p[2])
                     row.append("-" if twin is None else f"{twin:.2f}")
                     row.append("-" if p is None or self.roofline(p[2]) is None else f"{self.roofline(p[2]):.2f}")
-                    row.append("-" if p is None else self.rows_rate(p[2]))
+                    row.append("-" if p is None else self.rows_rate(p[2], twin))
                 rows.append(row)
             rows_match = self.matching_term_rows(group)
             header = ["case", "shape"] + [h for b in backends
@@ -416,12 +419,17 @@ class Report:
         return lines
 
     @staticmethod
-    def rows_rate(r):
-        """'0.034 of 0.055' (rows/ns/core of the stage against the softmax ceiling at its C), or '-' without them."""
+    def rows_rate(r, twin=None):
+        """'0.034 of 0.055 (62%)' (rows/ns/core of the stage against the softmax ceiling at its C), and with the
+        point's time / twin, ', softmax alone 1.49x twin' (that ratio x the share: a bare softmax of the same rows
+        at the ceiling, against the twin); '-' without a rate."""
         rate, limit = r.counter("rows/ns/core"), r.counter("rows/ns/core_limit")
         if rate is None:
             return "-"
-        return f"{rate:.3g}" if not limit else f"{rate:.3g} of {limit:.3g} ({rate / limit:.0%})"
+        if not limit:
+            return f"{rate:.3g}"
+        alone = f", softmax alone {twin * rate / limit:.2f}x twin" if twin else ""
+        return f"{rate:.3g} of {limit:.3g} ({rate / limit:.0%}){alone}"
 
     def matching_term_rows(self, group):
         rows = []

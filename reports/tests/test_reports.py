@@ -272,11 +272,21 @@ class ReportTest(unittest.TestCase):
         _, text = self.report("--bench", path, "--no-plots")
         self.assertIn("simd rows/ns/core (softmax ceiling)", text)
         row = next(l for l in text.splitlines() if l.startswith("| C-21 |"))
-        self.assertTrue(row.endswith("| 0.03 of 0.05 (60%) |"), row)
+        self.assertTrue(row.endswith("| 0.03 of 0.05 (60%) |"), row)  # no twin: no "softmax alone"
         row = next(l for l in text.splitlines() if l.startswith("| C-2 |"))
         self.assertTrue(row.endswith("| 0.08 |"), row)  # no ceiling measured: the rate alone
         row = next(l for l in text.splitlines() if l.startswith("| P-441 |"))
         self.assertTrue(row.endswith("| - |"), row)
+
+    def test_scaling_tables_set_a_bare_softmax_against_the_twin(self):
+        # C-21 takes 0.21 ms (v / 100 ms) against a 0.07 ms twin, 3.0x, at 60 % of the softmax ceiling: a bare
+        # softmax of its rows would take 1.8x the twin by itself.
+        path = self.with_counters(self.bench(8.0, 20.0), {
+            "simd/scale-classes/C-21/": {"rows/ns/core": 0.03, "rows/ns/core_limit": 0.05, "twin_ms": 0.07},
+        })
+        _, text = self.report("--bench", path, "--no-plots")
+        row = next(l for l in text.splitlines() if l.startswith("| C-21 |"))
+        self.assertTrue(row.endswith("| 0.03 of 0.05 (60%), softmax alone 1.80x twin |"), row)
 
     def test_twin_goals_without_twin_are_not_judged(self):
         _, text = self.report("--bench", self.bench(8.0, 20.0), "--no-plots")
