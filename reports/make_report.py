@@ -142,7 +142,7 @@ class Report:
         ceiling = match.counter("iou_pairs/ns/core_limit") if match else None
         if ratio <= SCALING_TWIN_LIMIT or rate is None or not ceiling or rate < COMPUTE_TERM_NEAR_CEILING * ceiling:
             return ratio, r.case
-        rest = (r.median_ms - match.median_ms) / r.counter("twin_ms")
+        rest = ratio * (r.median_ms - match.median_ms) / r.median_ms  # the share of the time that is not matching
         return rest, (f"{r.case} without its {fmt_ms(match.median_ms)} ms of matching, which runs at "
                       f"{rate:.2f} IoU pairs/ns/core, {rate / ceiling:.0%} of the ceiling; {ratio:.2f} with it")
 

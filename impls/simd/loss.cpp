@@ -204,8 +204,8 @@ constexpr size_t kColumnClasses = 8;
 
 // bound_rows for short rows (C <= kColumnClasses): a vector of rows at a time, one gather (or a deinterleaving load)
 // and one exp per column, where bound_rows spends a load, 16 exps and three 16-row reductions per row whatever C is.
-// The bounds are then the rows' CEs themselves (every lane maximum is a single element), rounding included: the
-// cut's margin covers that as it covers the rounding of the 16-lane bounds. Perf on classes-2 (SSD300, B=8) after
+// The bounds are then the rows' CEs themselves (every lane maximum is a single element), up to exp_bound's and
+// log1p_bound's error and rounding: the cut's margin covers that as it covers the same errors in the 16-lane bounds. Perf on classes-2 (SSD300, B=8) after
 // the vscalefps fix: no hot spot left, the time spread over bound_rows' per-row work; C=2 stayed as slow as C=21.
 template <bool kCheck>
 HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, float* row_max, float* rest_lo,
