@@ -594,8 +594,8 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
     select_above(s.negatives.data(), count, s.quota, boundary);
     float kth_lower = HUGE_VALF;
     for (int64_t k = 0; k < s.quota; ++k) kth_lower = std::min(kth_lower, s.negatives[k].ce);
-    // The bounds are off by up to 1.04e-4 each (exp_bound, log1p_bound) plus float rounding (~1e-6 relative), the
-    // exact CEs by their rounding alone; a row the exact CEs would mine has an upper bound within 2.1e-4 + 1e-6 |CE|
+    // The bounds are off by up to 1.09e-4 each (exp_bound, log1p_bound) plus float rounding (~1e-6 relative), the
+    // exact CEs by their rounding alone; a row the exact CEs would mine has an upper bound within 2.2e-4 + 1e-6 |CE|
     // of the cut's own lower bound or above it, and the margin is over four times that, so a skipped row is strictly
     // easier than K others whatever the errors.
     s.cut = kth_lower - 1e-3f * std::max(1.0f, kth_lower);

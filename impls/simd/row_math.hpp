@@ -40,11 +40,12 @@ HWY_INLINE FloatVec exp_nonpositive(FloatVec t) {
 #endif
 }
 
-// exp(t) for t <= 0 to 1.02e-4 relative, for the loss's mining bounds alone. They only rank rows against a cut
+// exp(t) for t <= 0 to 1.06e-4 relative, for the loss's mining bounds alone. They only rank rows against a cut
 // that leaves a margin of 1e-3 (select_impl in loss.cpp): an error of e in every exp moves a bound by at most e
 // (log1p(rest (1 + e)) - log1p(rest) <= e), so a row the exact CEs would mine is still kept while 2e stays below
 // the margin. A degree-3 polynomial (minimax relative error 1.01e-4 on |r| <= ln2/2, p(0) = 1 so the row
-// maximum's own term stays exactly 1) and a clamp at -87.3, where 2^n is still a normal float, so nothing needs
+// maximum's own term stays exactly 1; 1.02e-4 in float with FMA, 1.054e-4 on targets without, whose reduction
+// t - n ln2 rounds once more) and a clamp at -87.3, where 2^n is still a normal float, so nothing needs
 // flushing (and vscalefps meets no underflow): 9 vector operations on AVX2 against exp_nonpositive's 13. Below
 // the clamp the result is at most 1.3e-38, which no bound can feel. Measured against the exact exp in the bounds
 // (SSD300, B=8, 2 threads, alternated binaries, median of 9 runs): C=21 1.16 -> 1.04 ms, 100k priors 20.8 ->
@@ -69,13 +70,14 @@ HWY_INLINE FloatVec exp_bound(FloatVec t) {
 #endif
 }
 
-// log1p(x) for the x >= 0 of the mining bounds (rest = sum(exp(x - max)) - 1) to 2.1e-6 absolute, in 17 vector
+// log1p(x) for the x >= 0 of the mining bounds (rest = sum(exp(x - max)) - 1) to 2.5e-6 absolute, in 17 vector
 // operations and no division (hwy::Log1p: about 28 and two divisions, for the last ulp the bounds do not need; see
 // exp_bound for why they do not). 1 + x = 2^e m with m in [sqrt(1/2), sqrt(2)), then e ln2 + a degree-6 minimax
-// polynomial in m - 1 (1.5e-6 absolute; float rounding of e ln2 adds the rest up to x = 1e6). 1 + x rounds a tiny
-// x away, an error of x itself, far below that. A NaN or Inf x gives NaN, as the loss's check of its bounds needs
-// (the bit arithmetic alone would give a finite value). Measured against hwy::Log1p in the bounds (alternated
-// binaries, 4 rounds x 3 runs, one thread): SSD300 C=21 forward 8.18 -> 7.45 ms, forward + backward 10.2 -> 9.95.
+// polynomial in m - 1 (1.5e-6 absolute; float rounding of e ln2 adds the rest up to x = 1e6: 2.02e-6 with FMA,
+// 2.49e-6 without). 1 + x rounds a tiny x away, an error of x itself, far below that. A NaN or Inf x gives NaN, as
+// the loss's check of its bounds needs (the bit arithmetic alone would give a finite value). Measured against
+// hwy::Log1p in the bounds (alternated binaries, 4 rounds x 3 runs, one thread): SSD300 C=21 forward 8.18 -> 7.45
+// ms, forward + backward 10.2 -> 9.95.
 HWY_INLINE FloatVec log1p_bound(FloatVec x) {
   namespace hn = hwy::HWY_NAMESPACE;
   using DF = hn::ScalableTag<float>;
