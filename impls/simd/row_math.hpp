@@ -3,11 +3,47 @@
 // say what the vector width allows.
 #pragma once
 
+#include <cstddef>
+
 #include <hwy/highway.h>
 
 namespace multibox::simd {
 
 using FloatVec = hwy::HWY_NAMESPACE::Vec<hwy::HWY_NAMESPACE::ScalableTag<float>>;
+
+// The two exps below share their range reduction and their scaling. reduce_exp: t clamped below at `lowest`, then
+// t = n ln2 + r with |r| <= ln2/2 (n a whole float). exp_polynomial: p(r) by Horner from the highest coefficient
+// down to the constant 1 (so p(0) = 1 exactly). times_pow2: p * 2^n, without the flush of results below 2^-126.
+HWY_INLINE void reduce_exp(FloatVec t, float lowest, FloatVec& n, FloatVec& r) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::ScalableTag<float> d;
+  t = hn::Max(t, hn::Set(d, lowest));
+  n = hn::Round(hn::Mul(t, hn::Set(d, 1.44269504088896341f)));
+  r = hn::MulAdd(n, hn::Set(d, -0.693147180559945309f), t);
+}
+
+template <size_t K>
+HWY_INLINE FloatVec exp_polynomial(FloatVec r, const float (&highest_first)[K]) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::ScalableTag<float> d;
+  FloatVec p = hn::Set(d, highest_first[0]);
+  for (size_t i = 1; i < K; ++i) p = hn::MulAdd(p, r, hn::Set(d, highest_first[i]));
+  return hn::MulAdd(p, r, hn::Set(d, 1.0f));
+}
+
+HWY_INLINE FloatVec times_pow2(FloatVec p, FloatVec n) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::ScalableTag<float> d;
+#if HWY_TARGET <= HWY_AVX3
+  // vscalefps: p * 2^n in one instruction, with gradual underflow (Highway 1.0 has no op for it).
+  (void)d;
+  return FloatVec{_mm512_scalef_ps(p.raw, n.raw)};
+#else
+  // 2^n through the exponent bits: normal for n >= -126 (the caller flushes smaller results if it can meet them).
+  const hn::RebindToSigned<decltype(d)> di;
+  return hn::BitCast(d, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, n))));
+#endif
+}
 
 // exp(t) for the t <= 0 of a max-shifted row, in 10 vector operations on AVX-512 against ~24 for hwy::Exp (which
 // also handles t > 0): t = n ln2 + r with |r| <= ln2/2, a degree-5 polynomial with p(0) = 1 fitted for minimax
@@ -15,28 +51,17 @@ using FloatVec = hwy::HWY_NAMESPACE::Vec<hwy::HWY_NAMESPACE::ScalableTag<float>>
 // replaced; the comparator allows 1e-5), then r scaled by 2^n. The single-constant reduction costs |n| * 2e-9
 // relative (< 3e-7 down to the clamp at -200, below which the result underflows to 0 anyway). exp(0) is exactly 1.
 HWY_INLINE FloatVec exp_nonpositive(FloatVec t) {
-  namespace hn = hwy::HWY_NAMESPACE;
-  using DF = hn::ScalableTag<float>;
-  using VF = FloatVec;
-  const DF d;
-  t = hn::Max(t, hn::Set(d, -200.0f));  // keeps t * log2(e) and the reduction finite when x - max overflows
-  const VF n = hn::Round(hn::Mul(t, hn::Set(d, 1.44269504088896341f)));
-  const VF r = hn::MulAdd(n, hn::Set(d, -0.693147180559945309f), t);
-  VF p = hn::Set(d, 0.008290315046906471f);
-  p = hn::MulAdd(p, r, hn::Set(d, 0.04189793020486832f));
-  p = hn::MulAdd(p, r, hn::Set(d, 0.1666763573884964f));
-  p = hn::MulAdd(p, r, hn::Set(d, 0.4999915063381195f));
-  p = hn::MulAdd(p, r, hn::Set(d, 0.9999997019767761f));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  FloatVec n, r;
+  reduce_exp(t, -200.0f, n, r);  // the clamp keeps t * log2(e) and the reduction finite when x - max overflows
+  static constexpr float kHighestFirst[] = {0.008290315046906471f, 0.04189793020486832f, 0.1666763573884964f,
+                                            0.4999915063381195f, 0.9999997019767761f};
+  const FloatVec scaled = times_pow2(exp_polynomial(r, kHighestFirst), n);
 #if HWY_TARGET <= HWY_AVX3
-  // vscalefps: p * 2^n in one instruction, with gradual underflow (Highway 1.0 has no op for it).
-  return VF{_mm512_scalef_ps(p.raw, n.raw)};
+  return scaled;  // vscalefps underflows gradually
 #else
-  // 2^n through the exponent bits; n >= -126 keeps it normal, smaller results are flushed to 0.
-  const hn::RebindToSigned<DF> di;
-  const auto tiny = hn::Lt(n, hn::Set(d, -125.0f));
-  const VF scaled = hn::BitCast(d, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, n))));
-  return hn::IfThenZeroElse(tiny, scaled);
+  // Below 2^-126 the exponent bits would wrap: those results are flushed to 0.
+  namespace hn = hwy::HWY_NAMESPACE;
+  return hn::IfThenZeroElse(hn::Lt(n, hn::Set(hn::ScalableTag<float>(), -125.0f)), scaled);
 #endif
 }
 
@@ -51,23 +76,10 @@ HWY_INLINE FloatVec exp_nonpositive(FloatVec t) {
 // (SSD300, B=8, 2 threads, alternated binaries, median of 9 runs): C=21 1.16 -> 1.04 ms, 100k priors 20.8 ->
 // 17.1 ms, the C=81 headline 10.1 -> 9.2 ms.
 HWY_INLINE FloatVec exp_bound(FloatVec t) {
-  namespace hn = hwy::HWY_NAMESPACE;
-  using DF = hn::ScalableTag<float>;
-  using VF = FloatVec;
-  const DF d;
-  t = hn::Max(t, hn::Set(d, -87.3f));
-  const VF n = hn::Round(hn::Mul(t, hn::Set(d, 1.44269504088896341f)));
-  const VF r = hn::MulAdd(n, hn::Set(d, -0.693147180559945309f), t);
-  VF p = hn::Set(d, 0.1651797592639923f);
-  p = hn::MulAdd(p, r, hn::Set(d, 0.504130482673645f));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.000195860862732f));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
-#if HWY_TARGET <= HWY_AVX3
-  return VF{_mm512_scalef_ps(p.raw, n.raw)};
-#else
-  const hn::RebindToSigned<DF> di;
-  return hn::BitCast(d, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, n))));
-#endif
+  FloatVec n, r;
+  reduce_exp(t, -87.3f, n, r);
+  static constexpr float kHighestFirst[] = {0.1651797592639923f, 0.504130482673645f, 1.000195860862732f};
+  return times_pow2(exp_polynomial(r, kHighestFirst), n);
 }
 
 // log1p(x) for the x >= 0 of the mining bounds (rest = sum(exp(x - max)) - 1) to 2.5e-6 absolute, in 17 vector
