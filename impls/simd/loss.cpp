@@ -156,15 +156,23 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
   [&]<size_t... J>(std::index_sequence<J...>) { (tail(mx[J]), ...); }(std::make_index_sequence<kLaneVectors>{});
 }
 
-// For the `rows` (<= kRowGroup) rows starting at x: each row's exact maximum, and bounds on rest = sum(exp(x - max))
-// - 1 from its 16 lane maxima alone, 16 exps per row instead of one per logit. Every lane maximum is a distinct
-// element of the row and lane l holds lane_count[l] elements, so
+// What pass 1 knows of a group of rows: each row's maximum, x[0] and bounds on rest = sum(exp(x - max)) - 1.
+struct GroupBounds {
+  HWY_ALIGN float max[kRowGroup], rest_lo[kRowGroup], rest_hi[kRowGroup], first[kRowGroup];
+};
+
+// For the `rows` (<= kRowGroup) rows starting at x: each row's exact maximum, and bounds on rest from its 16 lane
+// maxima alone, 16 exps per row instead of one per logit. Every lane maximum is a distinct element of the row and
+// lane l holds lane_count[l] elements, so
 //   sum_l e^(lanemax_l - max) - 1  <=  rest  <=  sum_l lane_count_l e^(lanemax_l - max) - 1.
 // Entries past `rows` are left unspecified.
 template <bool kCheck, int kVectors>
-HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane_count, float* row_max,
-                           float* rest_lo, float* rest_hi, [[maybe_unused]] float* row_first, VF& probe,
+HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane_count, GroupBounds& g, VF& probe,
                            [[maybe_unused]] const char* prefetch_end, const RowTail& tail) {
+  float* const row_max = g.max;
+  [[maybe_unused]] float* const rest_lo = g.rest_lo;
+  [[maybe_unused]] float* const rest_hi = g.rest_hi;
+  [[maybe_unused]] float* const row_first = g.first;
 #if HWY_TARGET <= HWY_AVX3
   static_assert(kRowGroup == 16 && kLaneVectors == 1, "one row per lane of a 512-bit vector");
   __m512 v[16];
@@ -196,12 +204,12 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   // per row of the generic path below were serial chains of shuffles that left the FMA pipe idle (perf on an AVX2
   // EPYC: pass 1 was 62% of the headline, twice its same-traffic twin).
   static_assert(kRowGroup == 16 && kLaneVectors == 2, "two 8-lane vectors per row");
-  const __m256 count0 = _mm256_load_ps(lane_count), count1 = _mm256_load_ps(lane_count + 8);
-  const __m256 one = _mm256_set1_ps(1.0f);
-  auto max = [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); };
-  auto add = [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); };
+  // Both halves' loads and maxima before either half's exps: in sequence, each half's chain of loads, max tree,
+  // store and broadcasts, then exps and sum trees, left the FMA pipes idle (SSD300 C=21, batch 8, forward, one
+  // thread, best of 1000 runs, alternated binaries: 0.804 -> 0.758 ms).
+  __m256 lanes[kRowGroup][2];
   for (int h = 0; h < kRowGroup; h += 8) {
-    __m256 lanes[8][2], m[8];
+    __m256 m[8];
     [&]<int... R>(std::integer_sequence<int, R...>) {
       ([&] {
         VF mx[2];
@@ -211,18 +219,23 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
         // x[0], which the bounds need, from the row's own line: a gather per vector of rows (microcoded on Zen)
         // cost more (C=21 forward as above: 0.832 -> 0.800 ms).
         row_first[h + R] = *at;
-        lanes[R][0] = mx[0].raw;
-        lanes[R][1] = mx[1].raw;
+        lanes[h + R][0] = mx[0].raw;
+        lanes[h + R][1] = mx[1].raw;
         m[kSlotRow[R]] = _mm256_max_ps(mx[0].raw, mx[1].raw);
       }(), ...);
     }(std::make_integer_sequence<int, 8>{});
-    _mm256_store_ps(row_max + h, reduce_rows(m, max));
+    _mm256_store_ps(row_max + h, reduce_rows(m, [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); }));
+  }
+  const __m256 count0 = _mm256_load_ps(lane_count), count1 = _mm256_load_ps(lane_count + 8);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  auto add = [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); };
+  for (int h = 0; h < kRowGroup; h += 8) {
     __m256 lo[8], hi[8];
     for (int r = 0; r < 8; ++r) {
       // Lanes past a short row hold -inf: exp_bound clamps them to 1.3e-38, below anything a bound can feel.
       const VF top{_mm256_broadcast_ss(row_max + h + r)};
-      const __m256 e0 = exp_bound(hn::Sub(VF{lanes[r][0]}, top)).raw;
-      const __m256 e1 = exp_bound(hn::Sub(VF{lanes[r][1]}, top)).raw;
+      const __m256 e0 = exp_bound(hn::Sub(VF{lanes[h + r][0]}, top)).raw;
+      const __m256 e1 = exp_bound(hn::Sub(VF{lanes[h + r][1]}, top)).raw;
       lo[kSlotRow[r]] = _mm256_add_ps(e0, e1);
       hi[kSlotRow[r]] = _mm256_fmadd_ps(e1, count1, _mm256_mul_ps(e0, count0));
     }
@@ -262,8 +275,8 @@ constexpr size_t kColumnClasses = 8;
 // log1p_bound's error and rounding: the cut's margin covers that as it covers the same errors in the 16-lane bounds. Perf on classes-2 (SSD300, B=8) after
 // the vscalefps fix: no hot spot left, the time spread over bound_rows' per-row work; C=2 stayed as slow as C=21.
 template <bool kCheck>
-HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, float* row_max, float* rest_lo,
-                                     float* rest_hi, float* row_first, VF& probe) {
+HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, GroupBounds& g, VF& probe) {
+  float *const row_max = g.max, *const rest_lo = g.rest_lo, *const rest_hi = g.rest_hi, *const row_first = g.first;
   const DF d;
   const hn::RebindToSigned<DF> di;
   const size_t N = hn::Lanes(d);
@@ -513,7 +526,7 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
 
   HWY_ALIGN float lane_count[kRowGroup] = {};  // elements of a row in each of the 16 lanes bound_rows keeps
   for (size_t c = 0; c < C; ++c) lane_count[c % kRowGroup] += 1.0f;
-  HWY_ALIGN float group_max[kRowGroup], rest_lo[kRowGroup], rest_hi[kRowGroup], group_first[kRowGroup];
+  GroupBounds groups[2];  // the group whose bounds are being used, and the one ahead of it
   const bool by_column = C <= kColumnClasses;
   const RowTail tail = row_tail(C);
   VF probe = hn::Zero(d);
@@ -526,17 +539,25 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   // The prefetch runs past the chunk into the image's next rows, which the next chunk (on this thread or another)
   // reads soon.
   const char* conf_end = reinterpret_cast<const char*>(in.conf + static_cast<size_t>(P) * C);
-  for (int p0 = c0; p0 < c1; p0 += kRowGroup) {
+  auto start_group = [&](int p0, GroupBounds& g) {
     const int rows = std::min(kRowGroup, c1 - p0);
     // Software prefetch a fixed distance ahead: the hardware prefetcher stops running ahead while a group's math
     // issues no loads, so without it the reads and the math hardly overlap (pass 1 of SSD300/C=81 on one thread:
     // 91 -> 75 us an image at 8 KiB ahead; 2 KiB and 32 KiB ahead gained less).
     if (by_column || !kPrefetchPerRow) prefetch_ahead(logits(p0), kRowGroup * C * sizeof(float), conf_end);
     if (by_column)
-      bound_rows_by_column<kCheck>(logits(p0), rows, C, group_max, rest_lo, rest_hi, group_first, probe);
+      bound_rows_by_column<kCheck>(logits(p0), rows, C, g, probe);
     else
-      bound_rows<kCheck, kVectors>(logits(p0), rows, C, lane_count, group_max, rest_lo, rest_hi, group_first, probe,
-                                   conf_end, tail);
+      bound_rows<kCheck, kVectors>(logits(p0), rows, C, lane_count, g, probe, conf_end, tail);
+  };
+  // Each group's bounds are formed one group behind its loads and maxima, so that the chain of one group's
+  // log1p, stores and histogram overlaps the next group's loads (SSD300, batch 8, forward, one thread, best of
+  // 800-1000 runs, alternated binaries: C=2 0.320 -> 0.268 ms, C=81 1.43 -> 1.37, C=21 0.767 -> 0.757).
+  if (c0 < c1) start_group(c0, groups[0]);
+  for (int p0 = c0, current = 0; p0 < c1; p0 += kRowGroup, current ^= 1) {
+    const int rows = std::min(kRowGroup, c1 - p0);
+    const GroupBounds& g = groups[current];
+    if (p0 + kRowGroup < c1) start_group(p0 + kRowGroup, groups[current ^ 1]);
     // The group's zero gradient rows, streamed now that its math is issued (right after the loads, or spread over
     // the math, measured the same within noise).
     if (backward) {
@@ -556,15 +577,15 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
                   : valid;
       const VI first_logit = hn::Min(hn::Mul(hn::Iota(di, k), hn::Set(di, static_cast<int32_t>(C))),
                                      hn::Set(di, static_cast<int32_t>((rows - 1) * C)));
-      const VF max = hn::Load(d, group_max + k);
-      const VF first = (by_column || HWY_TARGET == HWY_AVX2) ? hn::Load(d, group_first + k)
+      const VF max = hn::Load(d, g.max + k);
+      const VF first = (by_column || HWY_TARGET == HWY_AVX2) ? hn::Load(d, g.first + k)
                                                              : hn::GatherIndex(d, logits(p0), first_logit);
       const VF base = hn::Sub(max, first);
-      const VF lo = hn::Load(d, rest_lo + k);
+      const VF lo = hn::Load(d, g.rest_lo + k);
       const VF lower = hn::IfThenElseZero(negative, hn::Add(base, log1p_bound(lo)));
       // Column-wise bounds are the CE itself (rest_lo == rest_hi): one log1p instead of two, the same bits (perf on
       // classes-2: the two log1p were the largest part of pass 1 once a row costs two gathers and two exps).
-      const VF hi = by_column ? lo : hn::Load(d, rest_hi + k);
+      const VF hi = by_column ? lo : hn::Load(d, g.rest_hi + k);
       const VF upper = by_column ? lower : hn::IfThenElseZero(negative, hn::Add(base, log1p_bound(hi)));
       hn::StoreU(max, d, s.row_max.data() + p);
       hn::StoreU(lower, d, s.lower.data() + p);
