@@ -87,9 +87,25 @@ RowTail row_tail(size_t C) {
   return {valid, hn::IfThenZeroElse(valid, hn::Set(d, -HUGE_VALF))};
 }
 
-// kVectors > 0: rows of exactly that many vectors (bounds_dispatch picks it for short rows, VOC's 21 classes among
+// kVectors > 0: rows of exactly that many vectors (with_row_vectors picks it for short rows, VOC's 21 classes among
 // them), loaded by a fold the compiler lays out in full, with the tail above. Against the loop below, on SSD300 C=21,
 // batch 8, forward, one thread (best of 1200 runs, alternated binaries, AVX2 EPYC): 0.943 -> 0.837 ms.
+// Calls whole(i) for each whole vector of a row of C logits at offset i, then last(i, valid) for what is left,
+// if anything. kVectors > 0: the row is exactly that many vectors (the last one possibly partial, as `tail` says), a
+// count the compiler unrolls.
+template <int kVectors, class Whole, class Last>
+HWY_INLINE void for_row_vectors(size_t C, const RowTail& tail, Whole whole, Last last) {
+  const size_t N = hn::Lanes(DF());
+  if constexpr (kVectors > 0) {
+    [&]<size_t... J>(std::index_sequence<J...>) { (whole(J * N), ...); }(std::make_index_sequence<kVectors - 1>{});
+    last((kVectors - 1) * N, tail.valid);
+  } else {
+    size_t i = 0;
+    for (; i + N <= C; i += N) whole(i);
+    if (i < C) last(i, hn::FirstN(DF(), C - i));
+  }
+}
+
 template <bool kCheck, int kVectors = 0>
 HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kLaneVectors],
                                 [[maybe_unused]] const RowTail& tail_shape) {
@@ -317,26 +333,25 @@ HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, GroupBo
 // sum(exp(x - max)) - 1. The max element's term (exactly 1) is left out of the sum and added back as a count, so
 // the result keeps full relative precision on confident rows, where it is tiny and log1p(rest) is the whole CE.
 // Returns the row's vector of partial sums and the count of its maximal elements minus one; group_log_sums reduces them.
-HWY_INLINE VF row_rest_lanes(const float* x, size_t C, float max, int32_t& ties_minus_one) {
+template <int kVectors>
+HWY_INLINE VF row_rest_lanes(const float* x, size_t C, float max, int32_t& ties_minus_one, const RowTail& tail) {
   const DF d;
-  const size_t N = hn::Lanes(d);
   const VF vmax = hn::Set(d, max), zero = hn::Zero(d);
   VF sum = zero;
   int32_t ties = 0;
-  size_t i = 0;
-  for (; i + N <= C; i += N) {
+  auto whole = [&](size_t i) {
     const VF t = hn::Sub(hn::LoadU(d, x + i), vmax);
     const auto top = hn::Eq(t, zero);
     sum = hn::Add(sum, hn::IfThenZeroElse(top, exp_nonpositive(t)));
     ties += static_cast<int32_t>(hn::CountTrue(d, top));
-  }
-  if (i < C) {
-    const auto valid = hn::FirstN(d, C - i);
+  };
+  auto last = [&](size_t i, hn::Mask<DF> valid) {
     const VF t = hn::Sub(hn::MaskedLoad(valid, d, x + i), vmax);
     const auto top = hn::And(valid, hn::Eq(t, zero));
     sum = hn::Add(sum, hn::IfThenElseZero(hn::AndNot(top, valid), exp_nonpositive(t)));
     ties += static_cast<int32_t>(hn::CountTrue(d, top));
-  }
+  };
+  for_row_vectors<kVectors>(C, tail, whole, last);
   ties_minus_one = ties - 1;
   return sum;
 }
@@ -345,8 +360,9 @@ HWY_INLINE VF row_rest_lanes(const float* x, size_t C, float max, int32_t& ties_
 // lanes past n get 0. On AVX-512 the 16 rows' sums are reduced together by one shuffle tree (on AVX2 by two), which
 // adds every row's lanes in the same order whatever its slot, so a row's result does not depend on the rows beside
 // it (a horizontal sum per row was a fifth of the exact pass on objects-100, perf).
+template <int kVectors>
 HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows, int n, const float* row_max,
-                               float* log_sum) {
+                               float* log_sum, const RowTail& tail) {
   const DF d;
   HWY_ALIGN int32_t ties[kRowGroup];
 #if HWY_TARGET <= HWY_AVX3 || HWY_TARGET == HWY_AVX2
@@ -356,7 +372,7 @@ HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows,
     for (int r = 0; r < kTreeRows; ++r) {
       if (h + r < n) {
         const size_t p = static_cast<size_t>(rows[h + r]);
-        v[kSlotRow[r]] = row_rest_lanes(conf + p * C, C, row_max[p], ties[h + r]).raw;
+        v[kSlotRow[r]] = row_rest_lanes<kVectors>(conf + p * C, C, row_max[p], ties[h + r], tail).raw;
       } else {
         v[kSlotRow[r]] = hn::Zero(d).raw;
         ties[h + r] = 0;
@@ -371,7 +387,7 @@ HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows,
     float rest = 0.0f;
     if (r < n) {
       const size_t p = static_cast<size_t>(rows[r]);
-      const VF lanes = row_rest_lanes(conf + p * C, C, row_max[p], ties[r]);
+      const VF lanes = row_rest_lanes<kVectors>(conf + p * C, C, row_max[p], ties[r], tail);
       rest = hn::GetLane(hn::SumOfLanes(d, lanes)) + static_cast<float>(ties[r]);
     }
     log_sum[r] = rest;
@@ -389,18 +405,19 @@ HWY_INLINE void group_expm1(float* t, float scale) {
 }
 
 // out[c] = softmax(x)[c] * scale = exp((x[c] - max) - log_sum) * scale.
-HWY_INLINE void softmax_row(const float* x, size_t C, float max, float log_sum, float scale, float* out) {
+template <int kVectors>
+HWY_INLINE void softmax_row(const float* x, size_t C, float max, float log_sum, float scale, float* out,
+                            const RowTail& tail) {
   const DF d;
-  const size_t N = hn::Lanes(d);
   const VF vmax = hn::Set(d, max), vls = hn::Set(d, log_sum), vscale = hn::Set(d, scale);
-  size_t i = 0;
-  for (; i + N <= C; i += N)
+  auto whole = [&](size_t i) {
     hn::StoreU(hn::Mul(exp_nonpositive(hn::Sub(hn::Sub(hn::LoadU(d, x + i), vmax), vls)), vscale), d, out + i);
-  if (i < C) {
-    const auto valid = hn::FirstN(d, C - i);
+  };
+  auto last = [&](size_t i, hn::Mask<DF> valid) {
     const VF t = hn::Sub(hn::Sub(hn::MaskedLoad(valid, d, x + i), vmax), vls);
     hn::BlendedStore(hn::Mul(exp_nonpositive(t), vscale), valid, d, out + i);
-  }
+  };
+  for_row_vectors<kVectors>(C, tail, whole, last);
 }
 
 // Hard negatives are pre-selected by a histogram of their CEs' top bits: CEs are >= 0 (max - x[y] >= 0 and
@@ -706,10 +723,12 @@ void collect_rows(const ImageLossInputs& in, LossScratch& s, int chunk) {
 
 // Pass 2 over one chunk's collected rows: exact CE, loc loss, positives' gradients. `next`: the collected rows of
 // the chunk this thread computes next (empty if none), whose first group is asked for during this chunk's last one.
+template <int kVectors>
 void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s,
                 int chunk, std::span<const int32_t> next) {
   const int c0 = chunk_range(in.num_priors, chunk).first;
   const size_t C = static_cast<size_t>(in.num_classes);
+  const RowTail tail = row_tail(C);
   const bool gradients = out.grad_conf != nullptr && in.batch_positives > 0;
   const double n = static_cast<double>(in.batch_positives);
   const float inv_n = in.batch_positives > 0 ? static_cast<float>(1.0 / n) : 0.0f;
@@ -745,7 +764,7 @@ void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLoss
       prefetch_group(rows + i0 + kRowGroup, count - i0 - kRowGroup);
     else
       prefetch_group(next.data(), static_cast<int>(next.size()));
-    group_log_sums(in.conf, C, rows + i0, group, s.row_max.data(), log_sum);
+    group_log_sums<kVectors>(in.conf, C, rows + i0, group, s.row_max.data(), log_sum, tail);
     std::fill(top, top + kRowGroup, 0.0f);
     for (int k = 0; k < group; ++k) {
       const int p = rows[i0 + k];
@@ -777,7 +796,7 @@ void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLoss
       const int32_t m = in.matches[p];
       if (m < 0) continue;
       float* grad = out.grad_conf + static_cast<size_t>(p) * C;
-      softmax_row(logits(p), C, s.row_max[p], log_sum[k], inv_n, grad);
+      softmax_row<kVectors>(logits(p), C, s.row_max[p], log_sum[k], inv_n, grad, tail);
       grad[in.labels[m]] = top[k];
     }
   }
@@ -785,6 +804,7 @@ void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLoss
 }
 
 // Pass 2 over every chunk on the calling thread: the rows of all chunks first, so each chunk can ask for the next's.
+template <int kVectors>
 void exact_all(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s) {
   const int chunks = static_cast<int>(s.chunks.size());
   for (int c = 0; c < chunks; ++c) collect_rows(in, s, c);
@@ -792,10 +812,11 @@ void exact_all(const Config& config, const ImageLossInputs& in, const ImageLossO
     std::span<const int32_t> next;
     if (c + 1 < chunks)
       next = {s.rows.data() + chunk_range(in.num_priors, c + 1).first, static_cast<size_t>(s.chunks[c + 1].exact_rows)};
-    exact_impl(config, in, out, s, c, next);
+    exact_impl<kVectors>(config, in, out, s, c, next);
   }
 }
 
+template <int kVectors>
 ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s) {
   ImageLoss result;
   if (s.failed) {
@@ -807,7 +828,7 @@ ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const Ima
   for (const LossChunk& r : s.chunks) candidates += r.candidates;
   if (candidates < s.quota) {  // cannot happen with valid bounds; exact everywhere is always right
     s.cut = -HUGE_VALF;
-    exact_all(config, in, out, s);
+    exact_all<kVectors>(config, in, out, s);
   }
   // The chunks' sums in chunk order, and their candidates compacted in chunk order (prior order): neither depends
   // on which thread ran which chunk.
@@ -834,6 +855,7 @@ ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const Ima
 
   if (out.grad_conf != nullptr && in.batch_positives > 0) {
     const size_t C = static_cast<size_t>(in.num_classes);
+    const RowTail tail = row_tail(C);
     const float inv_n = static_cast<float>(1.0 / static_cast<double>(in.batch_positives));
     auto row = [&](int64_t k) { return static_cast<size_t>(s.negatives[k].prior); };
     // The mined rows are scattered: the next group's logits and gradient rows are asked for while one computes.
@@ -857,12 +879,37 @@ ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const Ima
       for (int k = 0; k < group; ++k) {
         const size_t p = row(k0 + k);
         float* grad = out.grad_conf + p * C;
-        softmax_row(in.conf + p * C, C, s.row_max[p], s.row_log_sum[p], inv_n, grad);
+        softmax_row<kVectors>(in.conf + p * C, C, s.row_max[p], s.row_log_sum[p], inv_n, grad, tail);
         grad[0] = top[k];
       }
     }
   }
   return result;
+}
+
+// Runs fn(std::integral_constant<int, kVectors>{}) with the row length the kernels are compiled for: rows of 2-4
+// vectors (C = 9..32 on AVX2) get their own instantiation, where the per-row overhead of a generic loop (the tail's
+// mask, a branch on what is left of the row) is a large share of a row's few loads; other lengths take the loop
+// (kVectors = 0), as do rows of up to kColumnClasses logits, which pass 1 bounds a column at a time anyway.
+template <class Fn>
+decltype(auto) with_row_vectors(int num_classes, Fn&& fn) {
+  const size_t N = hn::Lanes(DF());
+  const size_t C = static_cast<size_t>(num_classes);
+  const size_t vectors = (C + N - 1) / N;
+  auto fixed = [&]<int kVectors>(std::integral_constant<int, kVectors>) {
+    if constexpr (kVectors >= static_cast<int>(kLaneVectors)) return C > kColumnClasses && vectors == kVectors;
+    return false;  // narrower targets: only the loop
+  };
+  if constexpr (kLaneVectors <= 2) {
+    if (fixed(std::integral_constant<int, 2>{})) return fn(std::integral_constant<int, 2>{});
+  }
+  if constexpr (kLaneVectors <= 3) {
+    if (fixed(std::integral_constant<int, 3>{})) return fn(std::integral_constant<int, 3>{});
+  }
+  if constexpr (kLaneVectors <= 4) {
+    if (fixed(std::integral_constant<int, 4>{})) return fn(std::integral_constant<int, 4>{});
+  }
+  return fn(std::integral_constant<int, 0>{});
 }
 
 template <int kVectors>
@@ -871,26 +918,6 @@ void bounds_for(const ImageLossInputs& in, const ImageLossOutputs& out, LossScra
     bounds_impl<true, kVectors>(in, out, s, chunk, matched);
   else
     bounds_impl<false, kVectors>(in, out, s, chunk, matched);
-}
-
-// Pass 1 compiled for the row length: rows of 2-4 vectors (C = 9..32 on AVX2) get their own instantiation, where
-// the per-row overhead of a generic loop is a large share of the few loads per row; longer rows take the loop.
-void bounds_dispatch(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched) {
-  const size_t N = hn::Lanes(DF());
-  const size_t vectors = (static_cast<size_t>(in.num_classes) + N - 1) / N;
-  auto fixed = [&]<int kVectors>(std::integral_constant<int, kVectors>) {
-    if constexpr (kVectors >= static_cast<int>(kLaneVectors)) {  // narrower targets: only the loop
-      if (vectors != kVectors) return false;
-      bounds_for<kVectors>(in, out, s, chunk, matched);
-      return true;
-    }
-    return false;
-  };
-  if (static_cast<size_t>(in.num_classes) > kColumnClasses &&
-      (fixed(std::integral_constant<int, 2>{}) || fixed(std::integral_constant<int, 3>{}) ||
-       fixed(std::integral_constant<int, 4>{})))
-    return;
-  bounds_for<0>(in, out, s, chunk, matched);
 }
 
 }  // namespace
@@ -919,7 +946,9 @@ LossScratch::LossScratch(const Lengths& n)
       chunks(n.chunks) {}
 
 void loss_bounds(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch, int chunk) {
-  bounds_dispatch(in, out, scratch, chunk, false);
+  with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
+    bounds_for<V>(in, out, scratch, chunk, false);
+  });
 }
 
 void loss_select(const Config& config, const ImageLossInputs& in, LossScratch& scratch) {
@@ -930,23 +959,29 @@ void loss_exact(const Config& config, const ImageLossInputs& in, const ImageLoss
                 int chunk) {
   if (scratch.failed) return;
   collect_rows(in, scratch, chunk);
-  exact_impl(config, in, out, scratch, chunk, {});
+  with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
+    exact_impl<V>(config, in, out, scratch, chunk, {});
+  });
 }
 
 ImageLoss loss_finish(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
                       LossScratch& scratch) {
-  return finish_impl(config, in, out, scratch);
+  return with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
+    return finish_impl<V>(config, in, out, scratch);
+  });
 }
 
 ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
                      LossScratch& scratch) {
   const int chunks = loss_chunks(in.num_priors);
   std::fill(scratch.histogram.begin(), scratch.histogram.end(), 0u);
-  for (int c = 0; c < chunks; ++c) bounds_dispatch(in, out, scratch, c, true);
-  if (out.grad_conf != nullptr) flush_streaming_stores();  // the streamed zeros before the stores over some rows
-  select_impl(config, in, scratch, true);
-  if (!scratch.failed) exact_all(config, in, out, scratch);
-  return finish_impl(config, in, out, scratch);
+  return with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
+    for (int c = 0; c < chunks; ++c) bounds_for<V>(in, out, scratch, c, true);
+    if (out.grad_conf != nullptr) flush_streaming_stores();  // the streamed zeros before the stores over some rows
+    select_impl(config, in, scratch, true);
+    if (!scratch.failed) exact_all<V>(config, in, out, scratch);
+    return finish_impl<V>(config, in, out, scratch);
+  });
 }
 
 }  // namespace multibox::simd
