@@ -74,7 +74,7 @@ HWY_INLINE void prefetch_ahead(const float* from, size_t bytes, const char* end)
 constexpr size_t kLaneVectors = kRowGroup / hn::MaxLanes(DF());
 
 // A row's last vector, for rows of kVectors vectors (row_lane_maxima): lanes past the row are not loaded, and hold
-// -inf once `fill` is or-ed in (0 in the lanes of the row). Made once per chunk: computed per row, with a branch on
+// -inf once `fill` is or-ed in (0 in the lanes of the row). Made once per pass: computed per row, with a branch on
 // how much of the row was left, the tail was the hottest part of pass 1 at C=21 (perf on the AVX2 EPYC).
 struct RowTail {
   hn::Mask<DF> valid;
@@ -87,9 +87,6 @@ RowTail row_tail(size_t C) {
   return {valid, hn::IfThenZeroElse(valid, hn::Set(d, -HUGE_VALF))};
 }
 
-// kVectors > 0: rows of exactly that many vectors (with_row_vectors picks it for short rows, VOC's 21 classes among
-// them), loaded by a fold the compiler lays out in full, with the tail above. Against the loop below, on SSD300 C=21,
-// batch 8, forward, one thread (best of 1200 runs, alternated binaries, AVX2 EPYC): 0.943 -> 0.837 ms.
 // Calls whole(i) for each whole vector of a row of C logits at offset i, then last(i, valid) for what is left,
 // if anything. kVectors > 0: the row is exactly that many vectors (the last one possibly partial, as `tail` says), a
 // count the compiler unrolls.
@@ -106,6 +103,9 @@ HWY_INLINE void for_row_vectors(size_t C, const RowTail& tail, Whole whole, Last
   }
 }
 
+// kVectors > 0: rows of exactly that many vectors (with_row_vectors picks it for short rows, VOC's 21 classes among
+// them), loaded by a fold the compiler lays out in full, with the tail above. Against the loop below, on SSD300 C=21,
+// batch 8, forward, one thread (best of 1200 runs, alternated binaries, AVX2 EPYC): 0.943 -> 0.837 ms.
 template <bool kCheck, int kVectors = 0>
 HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kLaneVectors],
                                 [[maybe_unused]] const RowTail& tail_shape) {
