@@ -535,7 +535,8 @@ ChunkRange chunk_range(int num_priors, int chunk) {
 template <bool kCheck, int kVectors>
 void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched) {
   const int P = in.num_priors;
-  const auto [c0, c1] = chunk_range(P, chunk);
+  const ChunkRange range = chunk_range(P, chunk);
+  const int c0 = range.first, c1 = range.end;  // not a structured binding: clang 14's lambdas cannot capture those
   const size_t C = static_cast<size_t>(in.num_classes);
   const DF d;
   const hn::RebindToSigned<DF> di;
