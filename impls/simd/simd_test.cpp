@@ -197,6 +197,48 @@ TEST_F(SimdBackend, NanInAnIgnoredRowIsReportedLikeTheReference) {
 }
 
 
+// Pass 1 checks the loc predictions a group of rows at a time, beside the group's logits: a non-finite value at a
+// group's or a chunk's edge, or in an image's last, partial group (an odd row count on tutorial priors), is
+// reported as the shared validator reports it, with rows split across threads or not.
+TEST_F(SimdBackend, NonFiniteLocIsFoundAtGroupAndChunkEdges) {
+  for (const char* prior_set : {"ssd300", "tutorial"}) {
+    for (int C : {2, 21, 81}) {
+      SyntheticSpec spec;
+      spec.batch = 2;
+      spec.prior_set = prior_set;
+      spec.num_classes = C;
+      spec.min_objects = 1;
+      spec.max_objects = 5;
+      spec.seed = 3;
+      Result<Workload> w = make_synthetic(spec);
+      ASSERT_TRUE(w.ok()) << w.status().to_string();
+      const int P = w->shape.num_priors;
+      for (int threads : {1, 4}) {  // 4: each image's rows split across threads
+        PlanOptions options;
+        options.num_threads = threads;
+        auto plan = simd::backend().prepare(w->shape, w->priors, w->config, options);
+        ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+        BatchOutputs out(w->shape, w->shape.max_ground_truths);
+        for (int prior : {0, 15, 16, 511, 512, P - 2, P - 1}) {
+          if (prior >= P) continue;
+          for (int j : {0, 3}) {
+            float& value = w->data.loc[(static_cast<size_t>(P) + prior) * 4 + j];  // image 1
+            const float kept = value;
+            value = j == 0 ? NAN : -HUGE_VALF;
+            const Status want = validate_predictions(w->shape, w->data.predictions(), true);
+            ASSERT_FALSE(want.ok());
+            const Status got =
+                plan.value()->run(w->data.ground_truths(), w->data.predictions(), Stage::backward, out.view());
+            EXPECT_EQ(got.to_string(), want.to_string())
+                << prior_set << " C=" << C << ", " << threads << " threads, prior " << prior << "[" << j << "]";
+            value = kept;
+          }
+        }
+      }
+    }
+  }
+}
+
 // The loss computes exact CEs only for the negatives whose bound says they may be mined. On COCO-like rows (81
 // classes, SSD300 priors) that must spare most rows and change nothing: the same mined set, bit for bit the same
 // gradients, the same loss up to the order its terms are added in.
