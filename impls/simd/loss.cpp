@@ -108,7 +108,7 @@ HWY_INLINE void for_row_vectors(size_t C, const RowTail& tail, Whole whole, Last
 // batch 8, forward, one thread (best of 1200 runs, alternated binaries, AVX2 EPYC): 0.943 -> 0.837 ms.
 template <bool kCheck, int kVectors = 0>
 HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kLaneVectors],
-                                [[maybe_unused]] const RowTail& tail_shape) {
+                                const RowTail& tail_shape) {
   const DF d;
   const size_t N = hn::Lanes(d);
   if constexpr (kVectors > 0) {
@@ -161,10 +161,9 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
       const VF v = hn::LoadU(d, x + i);
       acc = hn::Max(acc, v);
       if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
-    } else {
-      const auto valid = hn::FirstN(d, C - i);
-      const VF v = hn::MaskedLoad(valid, d, x + i);  // zero in the lanes past the row
-      acc = hn::Max(acc, hn::Or(v, hn::IfThenZeroElse(valid, lowest)));
+    } else {  // the row's last vector (C - i = C % N), as tail_shape describes it
+      const VF v = hn::MaskedLoad(tail_shape.valid, d, x + i);  // zero in the lanes past the row
+      acc = hn::Max(acc, hn::Or(v, tail_shape.fill));
       if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
     }
     i += N;
@@ -188,14 +187,16 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   float* const row_max = g.max;
   [[maybe_unused]] float* const rest_lo = g.rest_lo;
   [[maybe_unused]] float* const rest_hi = g.rest_hi;
-  [[maybe_unused]] float* const row_first = g.first;
+  float* const row_first = g.first;
 #if HWY_TARGET <= HWY_AVX3
   static_assert(kRowGroup == 16 && kLaneVectors == 1, "one row per lane of a 512-bit vector");
   __m512 v[16];
   // Rows in memory order (a slot order defeats the hardware prefetcher); the slot permutation is its own inverse.
   for (int r = 0; r < 16; ++r) {
     VF mx[1];
-    row_lane_maxima<kCheck, kVectors>(x + std::min(r, rows - 1) * C, C, probe, mx, tail);
+    const float* at = x + std::min(r, rows - 1) * C;
+    row_lane_maxima<kCheck, kVectors>(at, C, probe, mx, tail);
+    row_first[r] = *at;
     v[kSlotRow[r]] = mx[0].raw;
   }
   const __m512 max = reduce_rows(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
@@ -286,10 +287,11 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
       hi = hn::Add(hi, hn::Mul(e, hn::Load(d, lane_count + j * N)));
     }
     row_max[r] = m;
+    row_first[r] = x[r * C];
     rest_lo[r] = hn::GetLane(hn::SumOfLanes(d, lo)) - 1.0f;
     rest_hi[r] = hn::GetLane(hn::SumOfLanes(d, hi)) - 1.0f;
   }
-  for (int r = rows; r < kRowGroup; ++r) row_max[r] = rest_lo[r] = rest_hi[r] = 0.0f;
+  for (int r = rows; r < kRowGroup; ++r) row_max[r] = row_first[r] = rest_lo[r] = rest_hi[r] = 0.0f;
 #endif
 }
 
@@ -529,7 +531,6 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   const DF d;
   const hn::RebindToSigned<DF> di;
   const hn::RebindToUnsigned<DF> du;
-  using VI = hn::Vec<decltype(di)>;
   const size_t lanes = hn::Lanes(d);
   const bool backward = out.grad_conf != nullptr;
   auto logits = [&](int p) { return in.conf + static_cast<size_t>(p) * C; };
@@ -611,12 +612,8 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
                                                      hn::Set(di, kNegative))),
                             valid)
                   : valid;
-      const VI first_logit = hn::Min(hn::Mul(hn::Iota(di, k), hn::Set(di, static_cast<int32_t>(C))),
-                                     hn::Set(di, static_cast<int32_t>((rows - 1) * C)));
       const VF max = hn::Load(d, g.max + k);
-      const VF first = (by_column || HWY_TARGET == HWY_AVX2) ? hn::Load(d, g.first + k)
-                                                             : hn::GatherIndex(d, logits(p0), first_logit);
-      const VF base = hn::Sub(max, first);
+      const VF base = hn::Sub(max, hn::Load(d, g.first + k));
       const VF lo = hn::Load(d, g.rest_lo + k);
       const VF lower = hn::IfThenElseZero(negative, hn::Add(base, log1p_bound(lo)));
       // Column-wise bounds are the CE itself (rest_lo == rest_hi): one log1p instead of two, the same bits (perf on
