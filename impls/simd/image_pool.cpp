@@ -1,7 +1,5 @@
 #include "simd/image_pool.hpp"
 
-#include <chrono>
-
 namespace multibox::simd {
 
 ImagePool::ImagePool(int threads) {
@@ -51,17 +49,6 @@ void ImagePool::run_erased(int count, Call call, void* fn) {
 void ImagePool::worker_loop(int worker) {
   uint32_t seen = 0;
   for (;;) {
-    // Poll for the next job a while before sleeping on the condition variable: a plan runs two jobs back to back
-    // (matching, then the loss), and a run follows the last one closely in a benchmark loop; a futex wake-up each
-    // time cost more than a small stage's work (perf on classes-2, 2 threads: 8% of the samples in the scheduler).
-    // The job's generation is the ticket's upper half, so the poll needs no lock.
-    const auto until = std::chrono::steady_clock::now() + kPoll;
-    while (static_cast<uint32_t>(ticket_.load(std::memory_order_acquire) >> 32) == seen &&
-           std::chrono::steady_clock::now() < until) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    }
     Job job;
     {
       std::unique_lock<std::mutex> lock(mutex_);

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -47,9 +46,6 @@ class ImagePool {
   // Claims and runs items of `job` until none is left or a newer job has replaced it.
   void work(const Job& job, int worker);
   void worker_loop(int worker);
-
-  // How long an idle worker polls for a new job before it sleeps.
-  static constexpr std::chrono::microseconds kPoll{100};
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
