@@ -578,7 +578,7 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
     // The probe as a local of the group: through the captured reference it stayed in memory, since Highway's
     // vectors may alias any float and the group stores floats, a load and a store of it in every row, one chain
     // through the pass (SSD300, batch 8, values checked as the plans check them by default, forward, one thread,
-    // best of 400 runs, alternated binaries: C=21 0.893 -> 0.764 ms, C=201 6.16 -> 4.85 ms).
+    // best of 400-600 runs, alternated binaries: C=21 0.883 -> 0.764 ms; C=2 and C=201 unchanged).
     VF group_probe = probe;
     if constexpr (kCheck) check_loc(p0, rows, group_probe);
     if (by_column)

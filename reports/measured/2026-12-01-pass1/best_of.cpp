@@ -12,7 +12,11 @@
 //     $B/impls/libmultibox_core.a /usr/lib/x86_64-linux-gnu/libhwy.so.1.0.3 -lfmt -lgomp -lpthread
 //   (a tree configured with CUDA also needs $B/impls/cuda/libmultibox_backend_cuda.a and the CUDA runtime)
 // Run: best_of C RUNS BACKWARD [THREADS]; PRIORS=tutorial for another prior set, BATCH=n for another batch,
-// DUMP=file (with THREADS) writes the gradients, mined mask and loss terms for a byte-for-byte comparison.
+// OBJECTS=n for n objects in every image, DUMP=file (with THREADS) writes the gradients, mined mask and loss terms
+// for a byte-for-byte comparison, ENCODE=1 (with THREADS) times the encode stage instead. CHECK=1 has image_loss
+// scan the values for NaN/Inf, as the plans do by default (PlanOptions::check_prediction_values) and the
+// benchmarks therefore do (the plan mode, with THREADS, always does); without it, the one-thread figures are those
+// of a path the benchmarks do not take (the figures of 2026-12-01 were taken without it, those of 2026-12-02 with it).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,6 +39,7 @@ int main(int argc, char** argv) {
   s.num_classes = C;
   s.min_objects = 1;
   s.max_objects = 13;
+  if (getenv("OBJECTS")) s.min_objects = s.max_objects = atoi(getenv("OBJECTS"));
   s.logits = LogitModel::trained;
   s.seed = 5;
   auto w = make_synthetic(s).value();
@@ -57,8 +62,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < reps; ++r) {
       auto t0 = std::chrono::steady_clock::now();
       if (!plan2
-               ->run(w.data.ground_truths(), w.data.predictions(), backward ? Stage::backward : Stage::forward,
-                     out.view())
+               ->run(w.data.ground_truths(), w.data.predictions(),
+                     getenv("ENCODE") ? Stage::encode : backward ? Stage::backward : Stage::forward, out.view())
                .ok())
         return 1;
       t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
@@ -93,6 +98,7 @@ int main(int argc, char** argv) {
       in.targets = out.targets.data() + (size_t)b * P * 4;
       in.positives = out.positives[b];
       in.batch_positives = bp;
+      in.check_values = getenv("CHECK") != nullptr;
       simd::ImageLossOutputs o{mined.data() + (size_t)b * P, backward ? gc.data() + (size_t)b * P * C : nullptr,
                                backward ? gl.data() + (size_t)b * P * 4 : nullptr};
       {
