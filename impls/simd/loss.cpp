@@ -87,9 +87,9 @@ RowTail row_tail(size_t C) {
   return {valid, hn::IfThenZeroElse(valid, hn::Set(d, -HUGE_VALF))};
 }
 
-// Calls whole(i) for each whole vector of a row of C logits at offset i, then last(i, valid) for what is left,
+// Calls whole(i) for each whole vector of a row of C floats at offset i, then last(i, valid) for what is left,
 // if anything. kVectors > 0: the row is exactly that many vectors (the last one possibly partial, as `tail` says), a
-// count the compiler unrolls.
+// count the compiler unrolls; kVectors = 0 takes any length and ignores `tail` (pass 1 walks a group's loc values so).
 template <int kVectors, class Whole, class Last>
 HWY_INLINE void for_row_vectors(size_t C, const RowTail& tail, Whole whole, Last last) {
   const size_t N = hn::Lanes(DF());
@@ -558,16 +558,16 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   // (perf on classes-2: 14% of pass 1's samples on that loop).
   [[maybe_unused]] auto check_loc = [&](int p0, int rows, VF& group_probe) {
     const float* l = in.loc + static_cast<size_t>(p0) * 4;
-    const size_t n = static_cast<size_t>(rows) * 4;
-    size_t i = 0;
-    for (; i + lanes <= n; i += lanes) {
-      const VF v = hn::LoadU(d, l + i);
-      group_probe = hn::Or(group_probe, hn::Sub(v, v));
-    }
-    if (i < n) {
-      const VF v = hn::MaskedLoad(hn::FirstN(d, n - i), d, l + i);
-      group_probe = hn::Or(group_probe, hn::Sub(v, v));
-    }
+    for_row_vectors<0>(
+        static_cast<size_t>(rows) * 4, tail,
+        [&](size_t i) {
+          const VF v = hn::LoadU(d, l + i);
+          group_probe = hn::Or(group_probe, hn::Sub(v, v));
+        },
+        [&](size_t i, hn::Mask<DF> valid) {
+          const VF v = hn::MaskedLoad(valid, d, l + i);
+          group_probe = hn::Or(group_probe, hn::Sub(v, v));
+        });
   };
   auto start_group = [&](int p0, GroupBounds& g) {
     const int rows = std::min(kRowGroup, c1 - p0);

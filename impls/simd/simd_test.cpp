@@ -196,7 +196,6 @@ TEST_F(SimdBackend, NanInAnIgnoredRowIsReportedLikeTheReference) {
   }
 }
 
-
 // Pass 1 checks the loc predictions a group of rows at a time, beside the group's logits: a non-finite value at a
 // group's or a chunk's edge, or in an image's last, partial group (an odd row count on tutorial priors), is
 // reported as the shared validator reports it, with rows split across threads or not.
