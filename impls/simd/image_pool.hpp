@@ -33,6 +33,35 @@ class ImagePool {
     run_erased(count, [](void* f, int item, int worker) { (*static_cast<F*>(f))(item, worker); }, &fn);
   }
 
+  // Calls first(item, worker) for every item in [0, first_count), then between() once, on the thread that ends the
+  // last of them, then second(item, worker) for every item in [0, second_count), as one run(): a worker that runs
+  // out of first items waits (yielding) only for first items already claimed, where two runs put it to sleep and
+  // woke it again, about 20 us a wake on this 2-vCPU VM (a pool of 2 over 8 items of 3 us: one run took 37-41 us at
+  // the median, two runs 59-60 us). Items are claimed in order, so no second item starts before every first item
+  // is claimed.
+  template <class First, class Between, class Second>
+  void run_phases(int first_count, First&& first, Between&& between, int second_count, Second&& second) {
+    if (first_count <= 0) {
+      between();
+      run(second_count, second);
+      return;
+    }
+    std::atomic<int> ended{0};
+    std::atomic<bool> ready{false};
+    run(first_count + second_count, [&](int item, int worker) {
+      if (item < first_count) {
+        first(item, worker);
+        if (ended.fetch_add(1, std::memory_order_acq_rel) == first_count - 1) {
+          between();
+          ready.store(true, std::memory_order_release);
+        }
+        return;
+      }
+      while (!ready.load(std::memory_order_acquire)) std::this_thread::yield();
+      second(item - first_count, worker);
+    });
+  }
+
  private:
   using Call = void (*)(void* fn, int item, int worker);
   struct Job {

@@ -112,51 +112,40 @@ class SimdPlan final : public Plan {
       pool_.run(B, match);
       add_positives();
     } else if (!split_) {
-      // Items are the images' matching, then their losses, in one pool run: a worker that runs out of matching
-      // waits for the last claimed match and goes on to a loss, where two runs put it to sleep in between and woke
-      // it again (about 20 us a wake on this 2-vCPU VM, per run). The thread that ends the last match adds up N.
-      std::atomic<int> matched{0};
-      std::atomic<bool> counted{false};
-      pool_.run(2 * B, [&](int item, int worker) {
-        if (item < B) {
-          match(item, worker);
-          if (matched.fetch_add(1, std::memory_order_acq_rel) == B - 1) {
-            add_positives();
-            counted.store(true, std::memory_order_release);
-          }
-          return;
-        }
-        // Items are claimed in order, so every match is claimed by now: this waits only for matches in flight.
-        while (!counted.load(std::memory_order_acquire)) std::this_thread::yield();
-        const int b = item - B;
+      pool_.run_phases(B, match, add_positives, B, [&](int b, int worker) {
         image_loss_[b] = image_loss(config_, inputs(b), outputs(b), loss_scratch_[worker]);
         flush_streaming_stores();
       });
     } else {
       // Items are the images' matching, then (image, chunk) image-major: pass 1 reads no match, so it runs beside
       // the matching (on batch-1, matching alone is about a seventh of the time). The thread that ends the last
-      // item of an image in a pass runs the image's step between passes, so each pass costs one join, not two.
+      // item of an image in a phase runs the image's step between the passes, so each pass costs one join, not two.
       const int chunks = loss_chunks(shape_.num_priors);
       for (int b = 0; b < B; ++b) items_left_[b].store(chunks + 1, std::memory_order_relaxed);
-      pool_.run(B + B * chunks, [&](int item, int worker) {
-        const int b = item < B ? item : (item - B) / chunks;
-        if (item < B) {
-          match(b, worker);
-        } else {
-          loss_bounds(inputs(b, false), outputs(b), loss_scratch_[b], (item - B) % chunks);
-          flush_streaming_stores();  // the zeros before another thread's stores over some of these rows
-        }
-        if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
-          loss_select(config_, inputs(b), loss_scratch_[b]);
-      });
-      add_positives();
-      for (int b = 0; b < B; ++b) items_left_[b].store(chunks, std::memory_order_relaxed);
-      pool_.run(B * chunks, [&](int item, int) {
-        const int b = item / chunks;
-        loss_exact(config_, inputs(b), outputs(b), loss_scratch_[b], item % chunks);
-        if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
-          image_loss_[b] = loss_finish(config_, inputs(b), outputs(b), loss_scratch_[b]);
-      });
+      pool_.run_phases(
+          B + B * chunks,
+          [&](int item, int worker) {
+            const int b = item < B ? item : (item - B) / chunks;
+            if (item < B) {
+              match(b, worker);
+            } else {
+              loss_bounds(inputs(b, false), outputs(b), loss_scratch_[b], (item - B) % chunks);
+              flush_streaming_stores();  // the zeros before another thread's stores over some of these rows
+            }
+            if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
+              loss_select(config_, inputs(b), loss_scratch_[b]);
+          },
+          [&] {
+            add_positives();
+            for (int b = 0; b < B; ++b) items_left_[b].store(chunks, std::memory_order_relaxed);
+          },
+          B * chunks,
+          [&](int item, int) {
+            const int b = item / chunks;
+            loss_exact(config_, inputs(b), outputs(b), loss_scratch_[b], item % chunks);
+            if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
+              image_loss_[b] = loss_finish(config_, inputs(b), outputs(b), loss_scratch_[b]);
+          });
     }
 
     LossTerms loss;

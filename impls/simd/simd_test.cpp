@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -14,6 +15,7 @@
 #include "multibox/compare.hpp"
 #include "multibox/multibox.hpp"
 #include "multibox/workloads.hpp"
+#include "simd/image_pool.hpp"
 #include "simd/loss.hpp"
 #include "simd/row_math.hpp"
 #include "simd/simd_backend.hpp"
@@ -283,6 +285,43 @@ TEST_F(SimdBackend, MiningBoundsSpareMostRowsAndChangeNothing) {
 
 // The mining bounds use exp_bound, an exp good to 1.06e-4 relative; the cut's margin in the loss is sized on that
 // figure, so it is checked here on a dense sweep of every t the bounds can give it.
+// The plan's runs rest on this order: N is added up only once every image is matched, and no loss starts before.
+// Items of uneven length let a worker run out of first items while another is still in one.
+TEST(SimdImagePool, SecondPhaseStartsOnlyAfterEveryFirstItemAndBetween) {
+  for (int threads : {1, 2, 4}) {
+    simd::ImagePool pool(threads);
+    for (int first_count : {0, 1, 3, 8}) {
+      for (int round = 0; round < 20; ++round) {
+        std::vector<std::atomic<int>> first_runs(static_cast<size_t>(first_count));
+        std::vector<std::atomic<int>> second_runs(5);
+        std::atomic<int> firsts_ended{0}, between_runs{0}, between_saw{-1}, early_seconds{0};
+        pool.run_phases(
+            first_count,
+            [&](int item, int) {
+              volatile double x = 0;
+              for (int k = 0; k < (item % 3) * 20000; ++k) x = x + k;
+              first_runs[static_cast<size_t>(item)].fetch_add(1);
+              firsts_ended.fetch_add(1);
+            },
+            [&] {
+              between_saw.store(firsts_ended.load());
+              between_runs.fetch_add(1);
+            },
+            5,
+            [&](int item, int) {
+              if (between_runs.load() != 1) early_seconds.fetch_add(1);
+              second_runs[static_cast<size_t>(item)].fetch_add(1);
+            });
+        for (auto& r : first_runs) EXPECT_EQ(r.load(), 1);
+        for (auto& r : second_runs) EXPECT_EQ(r.load(), 1);
+        EXPECT_EQ(between_runs.load(), 1);
+        EXPECT_EQ(between_saw.load(), first_count) << "between() ran before every first item had ended";
+        EXPECT_EQ(early_seconds.load(), 0) << threads << " threads, " << first_count << " first items";
+      }
+    }
+  }
+}
+
 TEST(SimdRowMath, ExpBoundStaysWithinItsStatedError) {
   namespace hn = hwy::HWY_NAMESPACE;
   const hn::ScalableTag<float> d;
