@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/math.hpp"
 #include "multibox/case_file.hpp"
@@ -113,11 +114,7 @@ Result<std::vector<int>> first_clean_images(const Case& pool, int count) {
   return keep;
 }
 
-std::string image_list(const std::vector<int>& images) {
-  std::string s;
-  for (int b : images) s += (s.empty() ? "" : ",") + std::to_string(b);
-  return s;
-}
+std::string image_list(const std::vector<int>& images) { return fmt::format("{}", fmt::join(images, ",")); }
 
 Result<Case> synthetic_clean(std::string name, SyntheticSpec spec, int batch, int empty_images) {
   auto w = make_synthetic(spec, name);
