@@ -69,9 +69,12 @@ HWY_INLINE void prefetch_ahead(const float* from, size_t bytes, const char* end)
 
 // The 16 lane maxima of a row, kRowGroup / N vectors of N lanes: column c goes to lane c % 16 (vector i of the
 // row into accumulator i % (16 / N)), so the bounds below are as tight on narrow vectors as on 16-lane ones. Lanes
-// past a short row hold -inf. With kCheck, v - v (+0 for a finite value, NaN for NaN or +-Inf) is or-ed into
-// `probe`: one cheap op per vector and no dependency chain longer than the row's own.
+// past a short row hold -inf. With kCheck, each vector also goes through mark_non_finite.
 constexpr size_t kLaneVectors = kRowGroup / hn::MaxLanes(DF());
+
+// The NaN scan's step: v - v is +0 for a finite value and NaN for NaN or +-Inf, so or-ed into `probe` it leaves a
+// NaN lane once any value was not finite. One cheap op per vector and no chain longer than the loads' own.
+HWY_INLINE void mark_non_finite(VF& probe, VF v) { probe = hn::Or(probe, hn::Sub(v, v)); }
 
 // A row's last vector, for rows of kVectors vectors (row_lane_maxima): lanes past the row are not loaded, and hold
 // -inf once `fill` is or-ed in (0 in the lanes of the row). Made once per pass: computed per row, with a branch on
@@ -118,10 +121,10 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
         VF v;
         if constexpr (J + 1 < kVectors) {
           v = hn::LoadU(d, x + J * N);
-          if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+          if constexpr (kCheck) mark_non_finite(probe, v);
         } else {
           v = hn::MaskedLoad(tail_shape.valid, d, x + J * N);
-          if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+          if constexpr (kCheck) mark_non_finite(probe, v);
           v = hn::Or(v, tail_shape.fill);
         }
         if constexpr (J < kLaneVectors)
@@ -137,7 +140,7 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
   if (kLaneVectors * N <= C) {
     for (size_t j = 0; j < kLaneVectors; ++j) {
       mx[j] = hn::LoadU(d, x + j * N);
-      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(mx[j], mx[j]));
+      if constexpr (kCheck) mark_non_finite(probe, mx[j]);
     }
     i = kLaneVectors * N;
   } else {
@@ -149,7 +152,7 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
     for (size_t j = 0; j < kLaneVectors; ++j) {
       const VF v = hn::LoadU(d, x + i + j * N);
       mx[j] = hn::Max(mx[j], v);
-      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+      if constexpr (kCheck) mark_non_finite(probe, v);
     }
   }
   // Less than a round left: each accumulator in turn takes the next vector, whole or masked. The fold names each
@@ -160,11 +163,11 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
     if (i + N <= C) {
       const VF v = hn::LoadU(d, x + i);
       acc = hn::Max(acc, v);
-      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+      if constexpr (kCheck) mark_non_finite(probe, v);
     } else {  // the row's last vector (C - i = C % N), as tail_shape describes it
       const VF v = hn::MaskedLoad(tail_shape.valid, d, x + i);  // zero in the lanes past the row
       acc = hn::Max(acc, hn::Or(v, tail_shape.fill));
-      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(v, v));
+      if constexpr (kCheck) mark_non_finite(probe, v);
     }
     i += N;
   };
@@ -330,7 +333,7 @@ HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, GroupBo
     }
     VF max = hn::Set(d, -HUGE_VALF);
     for (size_t c = 0; c < C; ++c) {
-      if constexpr (kCheck) probe = hn::Or(probe, hn::Sub(column[c], column[c]));
+      if constexpr (kCheck) mark_non_finite(probe, column[c]);
       max = hn::Max(max, column[c]);
     }
     hn::Store(column[0], d, row_first + k);  // x[0] of each row, which the bounds need
@@ -562,11 +565,11 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
         static_cast<size_t>(rows) * 4, tail,
         [&](size_t i) {
           const VF v = hn::LoadU(d, l + i);
-          group_probe = hn::Or(group_probe, hn::Sub(v, v));
+          mark_non_finite(group_probe, v);
         },
         [&](size_t i, hn::Mask<DF> valid) {
           const VF v = hn::MaskedLoad(valid, d, l + i);
-          group_probe = hn::Or(group_probe, hn::Sub(v, v));
+          mark_non_finite(group_probe, v);
         });
   };
   auto start_group = [&](int p0, GroupBounds& g) {
