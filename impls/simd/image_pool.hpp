@@ -36,9 +36,9 @@ class ImagePool {
   // Calls first(item, worker) for every item in [0, first_count), then between() once, on the thread that ends the
   // last of them, then second(item, worker) for every item in [0, second_count), as one run(): a worker that runs
   // out of first items waits (yielding) only for first items already claimed, where two runs put it to sleep and
-  // woke it again, about 20 us a wake on this 2-vCPU VM (a pool of 2 over 8 items of 3 us: one run took 37-41 us at
-  // the median, two runs 59-60 us). Items are claimed in order, so no second item starts before every first item
-  // is claimed.
+  // woke it again, about 20 us a wake on the 2-vCPU AMD EPYC VM this was measured on (a pool of 2 over 8 items of
+  // 3 us: one run took 37-41 us at the median, two runs 59-60 us). Items are claimed in order, so no second item
+  // starts before every first item is claimed.
   template <class First, class Between, class Second>
   void run_phases(int first_count, First&& first, Between&& between, int second_count, Second&& second) {
     if (first_count <= 0) {

@@ -1,7 +1,8 @@
 // Tests of what is particular to the SIMD backend (the conformance suite covers agreement in general): bitwise
 // determinism across thread counts, the incremental bipartite stage under heavy conflicts, the precision of
-// confident rows, the NaN scan fused into the loss pass, and the mining bounds that spare most rows' exact CE: their
-// cheap exp within its stated error, and the cut's margin holding on CEs closer together than that error.
+// confident rows, the NaN scan fused into the loss pass, the thread pool's two-phase runs, and the mining bounds that
+// spare most rows' exact CE: their cheap exp within its stated error, and the cut's margin holding on CEs closer
+// together than that error.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -283,8 +284,6 @@ TEST_F(SimdBackend, MiningBoundsSpareMostRowsAndChangeNothing) {
   }
 }
 
-// The mining bounds use exp_bound, an exp good to 1.06e-4 relative; the cut's margin in the loss is sized on that
-// figure, so it is checked here on a dense sweep of every t the bounds can give it.
 // The plan's runs rest on this order: N is added up only once every image is matched, and no loss starts before.
 // Items of uneven length let a worker run out of first items while another is still in one.
 TEST(SimdImagePool, SecondPhaseStartsOnlyAfterEveryFirstItemAndBetween) {
@@ -322,6 +321,8 @@ TEST(SimdImagePool, SecondPhaseStartsOnlyAfterEveryFirstItemAndBetween) {
   }
 }
 
+// The mining bounds use exp_bound, an exp good to 1.06e-4 relative; the cut's margin in the loss is sized on that
+// figure, so it is checked here on a dense sweep of every t the bounds can give it.
 TEST(SimdRowMath, ExpBoundStaysWithinItsStatedError) {
   namespace hn = hwy::HWY_NAMESPACE;
   const hn::ScalableTag<float> d;
