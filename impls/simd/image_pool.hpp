@@ -5,6 +5,7 @@
 // against 0.5 ms on 1 (load average 7); here the caller simply takes the late worker's images.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -34,21 +35,22 @@ class ImagePool {
   }
 
   // Calls first(item, worker) for every item in [0, first_count), then between() once, on the thread that ends the
-  // last of them, then second(item, worker) for every item in [0, second_count), as one run(): a worker that runs
-  // out of first items waits (yielding) only for first items already claimed, where two runs put it to sleep and
-  // woke it again, about 20 us a wake on the 2-vCPU AMD EPYC VM this was measured on (a pool of 2 over 8 items of
-  // 3 us: one run took 37-41 us at the median, two runs 59-60 us). Items are claimed in order, so no second item
-  // starts before every first item is claimed.
+  // last of them, and second(item, worker, wait_for_first) for every item in [0, second_count), as one run(): a
+  // worker that runs out of first items waits (yielding) only for first items already claimed, where two runs put it
+  // to sleep and woke it again, about 20 us a wake on the 2-vCPU AMD EPYC VM this was measured on (a pool of 2 over
+  // 8 items of 3 us: one run took 37-41 us at the median, two runs 59-60 us). Items are claimed in order, so a
+  // second item starts only once every first item is claimed, but possibly before they have ended: it calls
+  // wait_for_first() before it needs what they and between() wrote (once that returns, they have all ended and their
+  // writes are visible), and whatever it does before that overlaps the first phase's last items.
   template <class First, class Between, class Second>
   void run_phases(int first_count, First&& first, Between&& between, int second_count, Second&& second) {
-    if (first_count <= 0) {
-      between();
-      run(second_count, second);
-      return;
-    }
     std::atomic<int> ended{0};
-    std::atomic<bool> ready{false};
-    run(first_count + second_count, [&](int item, int worker) {
+    std::atomic<bool> ready{first_count <= 0};
+    const auto wait_for_first = [&ready] {
+      while (!ready.load(std::memory_order_acquire)) std::this_thread::yield();
+    };
+    if (first_count <= 0) between();
+    run(std::max(first_count, 0) + second_count, [&](int item, int worker) {
       if (item < first_count) {
         first(item, worker);
         if (ended.fetch_add(1, std::memory_order_acq_rel) == first_count - 1) {
@@ -57,8 +59,7 @@ class ImagePool {
         }
         return;
       }
-      while (!ready.load(std::memory_order_acquire)) std::this_thread::yield();
-      second(item - first_count, worker);
+      second(item - std::max(first_count, 0), worker, wait_for_first);
     });
   }
 

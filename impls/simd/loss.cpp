@@ -990,17 +990,29 @@ ImageLoss loss_finish(const Config& config, const ImageLossInputs& in, const Ima
   });
 }
 
-ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
-                     LossScratch& scratch) {
+void image_loss_bounds(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
+                       LossScratch& scratch) {
   const int chunks = loss_chunks(in.num_priors);
   std::fill(scratch.histogram.begin(), scratch.histogram.end(), 0u);
-  return with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
+  with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
     for (int c = 0; c < chunks; ++c) bounds_for<V>(in, out, scratch, c, true);
-    if (out.grad_conf != nullptr) flush_streaming_stores();  // the streamed zeros before the stores over some rows
-    select_impl(config, in, scratch, true);
+  });
+  if (out.grad_conf != nullptr) flush_streaming_stores();  // the streamed zeros before the stores over some rows
+  select_impl(config, in, scratch, true);
+}
+
+ImageLoss image_loss_rest(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
+                          LossScratch& scratch) {
+  return with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
     if (!scratch.failed) exact_all<V>(config, in, out, scratch);
     return finish_impl<V>(config, in, out, scratch);
   });
+}
+
+ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
+                     LossScratch& scratch) {
+  image_loss_bounds(config, in, out, scratch);
+  return image_loss_rest(config, in, out, scratch);
 }
 
 }  // namespace multibox::simd

@@ -106,6 +106,14 @@ struct ImageLossOutputs {
 ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
                      LossScratch& scratch);
 
+// image_loss in two steps, for a plan that starts an image's loss before the batch's N is known: image_loss_bounds is
+// pass 1 and loss_select, which need the image's matches and P_b but not N; image_loss_rest is the rest, which reads
+// N (in.batch_positives). Both on the calling thread, the first returning before the second starts.
+void image_loss_bounds(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
+                       LossScratch& scratch);
+ImageLoss image_loss_rest(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
+                          LossScratch& scratch);
+
 // The same phases one at a time, for a plan that splits an image across threads. loss_bounds reads no matches (nor
 // positives), so it may run while the image is being matched; loss_select applies them. Every chunk's loss_bounds
 // must return (its streamed stores flushed) before loss_select, and every chunk's loss_exact before loss_finish;

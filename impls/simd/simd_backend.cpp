@@ -30,6 +30,11 @@ namespace {
 // counter of items left. The plan and plan_memory() share the rule so the estimate stays what is allocated.
 bool splits_images(const ProblemShape& shape, int threads) { return shape.batch < threads; }
 
+// What an image's loss may read when it starts a phase: pass 1 beside the image's matching reads no match (the
+// matching is still writing them); pass 1 after it and the mining cut read the matches but not N, which between()
+// may still be adding up on another thread; the rest reads both.
+enum class Known { nothing, matches, all };
+
 // Runs one batch at a time: the per-thread scratch belongs to the plan, so concurrent run() calls need one plan each.
 class SimdPlan final : public Plan {
  public:
@@ -43,6 +48,7 @@ class SimdPlan final : public Plan {
         image_loss_(shape.batch),
         split_(splits_images(shape, threads)),
         items_left_(split_ ? std::make_unique<std::atomic<int>[]>(static_cast<size_t>(shape.batch)) : nullptr),
+        image_matched_(split_ ? nullptr : std::make_unique<std::atomic<bool>[]>(static_cast<size_t>(shape.batch))),
         pool_(threads) {
     const int scratch = std::min(threads, shape.batch);  // split_: one per image in flight, else one per thread
     match_scratch_.reserve(scratch);
@@ -78,10 +84,10 @@ class SimdPlan final : public Plan {
                                     encode ? out.targets.data() + b * P * 4 : nullptr,
                                     match_scratch_[split_ ? b : worker]);
       flush_streaming_stores();  // the targets' zeros must be visible to whichever thread reads them next
+      if (!split_) image_matched_[b].store(true, std::memory_order_release);
     };
     int64_t batch_positives = 0;  // N, for the gradients
-    // matched = false: for pass 1 beside the image's matching, which is still writing image_match_[b].
-    auto inputs = [&](int b, bool matched = true) {
+    auto inputs = [&](int b, Known known) {
       ImageLossInputs in;
       in.num_priors = shape_.num_priors;
       in.num_classes = shape_.num_classes;
@@ -90,8 +96,8 @@ class SimdPlan final : public Plan {
       in.matches = out.matches.data() + b * P;
       in.labels = gt.labels.data() + gt.offsets[b];
       in.targets = out.targets.data() + b * P * 4;
-      in.positives = matched ? image_match_[b].positives : 0;
-      in.batch_positives = batch_positives;
+      in.positives = known >= Known::matches ? image_match_[b].positives : 0;
+      in.batch_positives = known == Known::all ? batch_positives : 0;
       in.check_values = options_.check_prediction_values;
       return in;
     };
@@ -112,8 +118,16 @@ class SimdPlan final : public Plan {
       pool_.run(B, match);
       add_positives();
     } else if (!split_) {
-      pool_.run_phases(B, match, add_positives, B, [&](int b, int worker) {
-        image_loss_[b] = image_loss(config_, inputs(b), outputs(b), loss_scratch_[worker]);
+      // Pass 1 and the mining cut need only the image's own matches, so an image's loss starts as soon as its
+      // matching has ended, beside the other images' matching; only the rest (the gradients) waits for N. Waiting
+      // for every image's matching first cost the thread that finished its share early the rest of the matching
+      // (SSD300, C=2, batch 8, 2 threads: 18 us of a 319 us run, traced).
+      for (int b = 0; b < B; ++b) image_matched_[b].store(false, std::memory_order_relaxed);
+      pool_.run_phases(B, match, add_positives, B, [&](int b, int worker, const auto& wait_for_matching) {
+        while (!image_matched_[b].load(std::memory_order_acquire)) std::this_thread::yield();
+        image_loss_bounds(config_, inputs(b, Known::matches), outputs(b), loss_scratch_[worker]);
+        wait_for_matching();
+        image_loss_[b] = image_loss_rest(config_, inputs(b, Known::all), outputs(b), loss_scratch_[worker]);
         flush_streaming_stores();
       });
     } else {
@@ -129,22 +143,23 @@ class SimdPlan final : public Plan {
             if (item < B) {
               match(b, worker);
             } else {
-              loss_bounds(inputs(b, false), outputs(b), loss_scratch_[b], (item - B) % chunks);
+              loss_bounds(inputs(b, Known::nothing), outputs(b), loss_scratch_[b], (item - B) % chunks);
               flush_streaming_stores();  // the zeros before another thread's stores over some of these rows
             }
             if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
-              loss_select(config_, inputs(b), loss_scratch_[b]);
+              loss_select(config_, inputs(b, Known::matches), loss_scratch_[b]);
           },
           [&] {
             add_positives();
             for (int b = 0; b < B; ++b) items_left_[b].store(chunks, std::memory_order_relaxed);
           },
           B * chunks,
-          [&](int item, int) {
+          [&](int item, int, const auto& wait_for_first) {
+            wait_for_first();
             const int b = item / chunks;
-            loss_exact(config_, inputs(b), outputs(b), loss_scratch_[b], item % chunks);
+            loss_exact(config_, inputs(b, Known::all), outputs(b), loss_scratch_[b], item % chunks);
             if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
-              image_loss_[b] = loss_finish(config_, inputs(b), outputs(b), loss_scratch_[b]);
+              image_loss_[b] = loss_finish(config_, inputs(b, Known::all), outputs(b), loss_scratch_[b]);
           });
     }
 
@@ -188,6 +203,7 @@ class SimdPlan final : public Plan {
   std::vector<ImageLoss> image_loss_;
   const bool split_;                                // fewer images than threads: the loss is split by chunks
   std::unique_ptr<std::atomic<int>[]> items_left_;  // [B] split_ only: the image's items not yet done in this pool run
+  std::unique_ptr<std::atomic<bool>[]> image_matched_;  // [B] !split_ only: the image's matching has ended this run
   std::vector<MatchScratch> match_scratch_;  // split_: one per image, else one per thread
   std::vector<LossScratch> loss_scratch_;    // likewise
   ImagePool pool_;                           // last: its workers stop before the scratch goes away
@@ -218,7 +234,7 @@ class SimdBackend final : public Backend {
   }
   // Each structure states the bytes it allocates from the lengths its constructor uses; here they are added up: the
   // prior layout, one MatchScratch and LossScratch per thread (or per image when the batch is smaller), the per-image
-  // results (and split counters). unit_limits pins the sum against what prepare() allocates.
+  // results (and their matching flags or split counters). unit_limits pins the sum against what prepare() allocates.
   Result<PlanMemory> plan_memory(const ProblemShape& shape, const Config& config,
                                  const PlanOptions& options) const override {
     if (Status s = check_plan(shape, config, options); !s) return s;
@@ -227,7 +243,7 @@ class SimdBackend final : public Backend {
     const uint64_t match = MatchScratch::bytes(shape.num_priors, shape.max_ground_truths);
     const uint64_t loss = LossScratch::bytes(shape.num_priors);
     const int threads = threads_for(shape, options);
-    const uint64_t counters = splits_images(shape, threads) ? sizeof(std::atomic<int>) : 0;
+    const uint64_t counters = splits_images(shape, threads) ? sizeof(std::atomic<int>) : sizeof(std::atomic<bool>);
     const uint64_t images = static_cast<uint64_t>(shape.batch) * (sizeof(ImageMatch) + sizeof(ImageLoss) + counters);
     const uint64_t scratch = static_cast<uint64_t>(std::min(threads, shape.batch));
     m.workspace = layout + images + scratch * (match + loss);
