@@ -553,6 +553,13 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   // The loc gradient's zeros too, group by group: streamed all at once at the chunk's start, they were 7% of pass 1
   // at C=2 (perf), where the loc gradient is twice the conf gradient's bytes, with no math to overlap them.
   ZeroStream loc_zeros(backward ? out.grad_loc + static_cast<size_t>(c0) * 4 : nullptr);
+  // In locals: Highway's vector stores may alias anything, so through `s` and `in` the compiler reloaded each of
+  // these pointers for every vector of rows (C=2: 6 of pass 1's 44 instructions a row, callgrind).
+  const int32_t* const matches = in.matches;
+  float* const row_max = s.row_max.data();
+  float* const lower_out = s.lower.data();
+  float* const upper_out = s.upper.data();
+  uint32_t* const histogram = s.histogram.data();
   // The prefetch runs past the chunk into the image's next rows, which the next chunk (on this thread or another)
   // reads soon.
   const char* conf_end = reinterpret_cast<const char*>(in.conf + static_cast<size_t>(P) * C);
@@ -561,6 +568,14 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   // (perf on classes-2: 14% of pass 1's samples on that loop).
   [[maybe_unused]] auto check_loc = [&](int p0, int rows, VF& group_probe) {
     const float* l = in.loc + static_cast<size_t>(p0) * 4;
+    constexpr size_t kGroupVectors = size_t{kRowGroup} * 4 / hn::MaxLanes(DF());
+    if (rows == kRowGroup && kGroupVectors * lanes == size_t{kRowGroup} * 4) {
+      // A whole group: a count known here, laid out in full (the loop below took 6 instructions a vector, callgrind).
+      [&]<size_t... J>(std::index_sequence<J...>) {
+        (mark_non_finite(group_probe, hn::LoadU(d, l + J * lanes)), ...);
+      }(std::make_index_sequence<kGroupVectors>{});
+      return;
+    }
     for_row_vectors<0>(
         static_cast<size_t>(rows) * 4, tail,
         [&](size_t i) {
@@ -611,7 +626,7 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
       const int p = p0 + k;
       const auto valid = hn::FirstN(d, static_cast<size_t>(rows - k));
       const auto negative =
-          matched ? hn::And(hn::RebindMask(d, hn::Eq(hn::MaskedLoad(hn::RebindMask(di, valid), di, in.matches + p),
+          matched ? hn::And(hn::RebindMask(d, hn::Eq(hn::MaskedLoad(hn::RebindMask(di, valid), di, matches + p),
                                                      hn::Set(di, kNegative))),
                             valid)
                   : valid;
@@ -623,18 +638,28 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
       // classes-2: the two log1p were the largest part of pass 1 once a row costs two gathers and two exps).
       const VF hi = by_column ? lo : hn::Load(d, g.rest_hi + k);
       const VF upper = by_column ? lower : hn::IfThenElseZero(negative, hn::Add(base, log1p_bound(hi)));
-      hn::StoreU(max, d, s.row_max.data() + p);
-      hn::StoreU(lower, d, s.lower.data() + p);
-      hn::StoreU(upper, d, s.upper.data() + p);
+      hn::StoreU(max, d, row_max + p);
+      hn::StoreU(lower, d, lower_out + p);
+      hn::StoreU(upper, d, upper_out + p);
       bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
       negatives += static_cast<int32_t>(hn::CountTrue(d, negative));
       if (matched) {
         HWY_ALIGN uint32_t bucket[hn::MaxLanes(DF())];
         hn::Store(hn::ShiftRight<32 - kHistogramBits>(hn::BitCast(du, lower)), du, bucket);
-        for (int i = 0; i < std::min(static_cast<int>(lanes), rows - k); ++i) ++s.histogram[bucket[i]];
+        // Every lane, a fixed count the compiler lays out without a test and a branch per lane (5 of pass 1's
+        // instructions a row at C=2, callgrind); lanes past the chunk's last row hold a lower bound of 0 and are taken
+        // back out of bucket 0 below.
+        if constexpr (HWY_HAVE_SCALABLE) {
+          for (size_t i = 0; i < lanes; ++i) ++histogram[bucket[i]];
+        } else {
+          [&]<size_t... I>(std::index_sequence<I...>) {
+            (++histogram[bucket[I]], ...);
+          }(std::make_index_sequence<hn::MaxLanes(DF())>{});
+        }
       }
     }
   }
+  if (matched) histogram[0] -= static_cast<uint32_t>((lanes - static_cast<size_t>(c1 - c0) % lanes) % lanes);
   r.negatives = matched ? negatives : 0;
   r.bounds_finite = !matched || hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
   if (backward) {
