@@ -304,46 +304,59 @@ constexpr size_t kColumnClasses = 8;
 // bound_rows for short rows (C <= kColumnClasses): a vector of rows at a time, one gather (or a deinterleaving load)
 // and one exp per column, where bound_rows spends a load, 16 exps and three 16-row reductions per row whatever C is.
 // The bounds are then the rows' CEs themselves (every lane maximum is a single element), up to exp_bound's and
-// log1p_bound's error and rounding: the cut's margin covers that as it covers the same errors in the 16-lane bounds. Perf on classes-2 (SSD300, B=8) after
-// the vscalefps fix: no hot spot left, the time spread over bound_rows' per-row work; C=2 stayed as slow as C=21.
-template <bool kCheck>
-HWY_INLINE void bound_rows_by_column(const float* x, int rows, size_t C, GroupBounds& g, VF& probe) {
-  float *const row_max = g.max, *const rest_lo = g.rest_lo, *const rest_hi = g.rest_hi, *const row_first = g.first;
+// log1p_bound's error and rounding: the cut's margin covers that as it covers the same errors in the 16-lane bounds.
+// Perf on classes-2 (SSD300, B=8) after the vscalefps fix: no hot spot left, the time spread over bound_rows' per-row
+// work; C=2 stayed as slow as C=21. kC is C, so the columns stay in registers: with C known only at run time they
+// went through the stack behind a compare and a branch each (34 instructions a vector of rows at C=2, callgrind).
+// Only rest_lo is written: for these rows the main loop takes it as both bounds.
+template <bool kCheck, size_t kC>
+HWY_INLINE void bound_rows_by_column(const float* x, int rows, GroupBounds& g, VF& probe) {
+  static_assert(kC >= 2 && kC <= kColumnClasses);
+  constexpr size_t C = kC;
+  float *const row_max = g.max, *const rest = g.rest_lo, *const row_first = g.first;
   const DF d;
   const hn::RebindToSigned<DF> di;
   const size_t N = hn::Lanes(d);
   for (size_t k = 0; k < static_cast<size_t>(kRowGroup); k += N) {
-    // Lanes past the group's last row repeat it: their results are unspecified, as bound_rows leaves them.
-    const auto first = hn::Mul(hn::Min(hn::Iota(di, static_cast<int32_t>(k)), hn::Set(di, rows - 1)),
-                               hn::Set(di, static_cast<int32_t>(C)));
-    VF column[kColumnClasses];
+    VF column[kC];
     // A whole vector of rows with 2-4 logits each is read as it lies and split into columns by shuffles: the
     // gathers were the largest part of pass 1 at C=2 on an AVX2 EPYC, whose gathers are microcoded (perf).
-    const bool whole = k + N <= static_cast<size_t>(rows);
     const float* at = x + k * C;
-    if (whole && C == 2) {
-      hn::LoadInterleaved2(d, at, column[0], column[1]);
-    } else if (whole && C == 3) {
-      hn::LoadInterleaved3(d, at, column[0], column[1], column[2]);
-    } else if (whole && C == 4) {
-      hn::LoadInterleaved4(d, at, column[0], column[1], column[2], column[3]);
+    if (kC <= 4 && k + N <= static_cast<size_t>(rows)) {
+      if constexpr (kC == 2) hn::LoadInterleaved2(d, at, column[0], column[1]);
+      if constexpr (kC == 3) hn::LoadInterleaved3(d, at, column[0], column[1], column[2]);
+      if constexpr (kC == 4) hn::LoadInterleaved4(d, at, column[0], column[1], column[2], column[3]);
     } else {
+      // Lanes past the group's last row repeat it: their results are unspecified, as bound_rows leaves them.
+      const auto first = hn::Mul(hn::Min(hn::Iota(di, static_cast<int32_t>(k)), hn::Set(di, rows - 1)),
+                                 hn::Set(di, static_cast<int32_t>(C)));
       for (size_t c = 0; c < C; ++c)
         column[c] = hn::GatherIndex(d, x, hn::Add(first, hn::Set(di, static_cast<int32_t>(c))));
     }
     VF max = hn::Set(d, -HUGE_VALF);
     for (size_t c = 0; c < C; ++c) {
       if constexpr (kCheck) mark_non_finite(probe, column[c]);
-      max = hn::Max(max, column[c]);
+      max = hn::Max(max, column[c]);  // the column second: a NaN in it makes max NaN (x86 max returns operand 2)
     }
     hn::Store(column[0], d, row_first + k);  // x[0] of each row, which the bounds need
-    VF sum = hn::Zero(d);
-    for (size_t c = 0; c < C; ++c) sum = hn::Add(sum, exp_bound(hn::Sub(column[c], max)));
-    const VF rest = hn::Sub(sum, hn::Set(d, 1.0f));
+    if constexpr (kC == 2) {
+      // One of the two terms is the maximum's own exp(0) = 1: rest is the other term alone, one exp instead of two.
+      hn::Store(exp_bound(hn::Sub(hn::Min(column[0], column[1]), max)), d, rest + k);
+    } else {
+      VF sum = hn::Zero(d);
+      for (size_t c = 0; c < C; ++c) sum = hn::Add(sum, exp_bound(hn::Sub(column[c], max)));
+      hn::Store(hn::Sub(sum, hn::Set(d, 1.0f)), d, rest + k);
+    }
     hn::Store(max, d, row_max + k);
-    hn::Store(rest, d, rest_lo + k);
-    hn::Store(rest, d, rest_hi + k);
   }
+}
+
+// Calls fn(std::integral_constant<size_t, C>{}) for 2 <= C <= kColumnClasses.
+template <class Fn>
+HWY_INLINE void with_columns(size_t C, Fn&& fn) {
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    ((C == I + 2 ? (fn(std::integral_constant<size_t, I + 2>{}), 0) : 0), ...);
+  }(std::make_index_sequence<kColumnClasses - 1>{});
 }
 
 // sum(exp(x - max)) - 1. The max element's term (exactly 1) is left out of the sum and added back as a count, so
@@ -600,7 +613,9 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
     VF group_probe = probe;
     if constexpr (kCheck) check_loc(p0, rows, group_probe);
     if (by_column)
-      bound_rows_by_column<kCheck>(logits(p0), rows, C, g, group_probe);
+      with_columns(C, [&]<size_t kC>(std::integral_constant<size_t, kC>) {
+        bound_rows_by_column<kCheck, kC>(logits(p0), rows, g, group_probe);
+      });
     else
       bound_rows<kCheck, kVectors>(logits(p0), rows, C, lane_count, g, group_probe, conf_end, tail);
     probe = group_probe;
