@@ -115,8 +115,7 @@ class SimdPlan final : public Plan {
     };
 
     if (!forward) {
-      pool_.run(B, match);
-      add_positives();
+      pool_.run(B, match);  // no gradients, so no N
     } else if (!split_) {
       // Pass 1 and the mining cut need only the image's own matches, so an image's loss starts as soon as its
       // matching has ended, beside the other images' matching; only the rest (the gradients) waits for N. Waiting
