@@ -52,19 +52,41 @@ using VF = hn::Vec<DF>;
 constexpr int kRowGroup = kLossRowGroup;
 // Bits of a CE's histogram bucket (see ce_bucket).
 constexpr int kHistogramBits = 12;
-constexpr size_t kPrefetchBytes = 8192;  // how far ahead pass 1 asks for logits
-// Whether pass 1 asks for each row's lines as it reaches the row, rather than a whole group's at once. On an AVX2
-// EPYC (Zen, 2 vCPUs) the group's 81 prefetches at C=81 stalled the core on their own (perf: 22% of pass 1's samples
-// on them, and no prefetch at all was faster); one row's 5 lines at a time, spread over the math, took forward C=81
-// on one thread from 12.5 to 10.2 ms and forward + backward at 2 threads from 9.8 to 8.4 ms (4, 8 and 16 KiB ahead,
-// prefetcht0 or prefetcht1 all within noise of each other). The AVX-512 path was tuned with the burst on a Xeon and
-// keeps it: no AVX-512 machine was at hand to measure the change there.
-constexpr bool kPrefetchPerRow = !(HWY_TARGET <= HWY_AVX3);
-
+// How far ahead pass 1 asks for logits. On the AVX-512 Zen 5 (2 vCPUs), rows asked for one at a time (below):
+// forward + backward, SSD300/C=81, batch 32, one thread, 4 alternated rounds of 40 runs, median of the rounds' best:
+// 8 KiB 9.77, 4 KiB 9.31, 2 KiB 9.57 ms. The AVX2 path keeps the distance it was tuned with.
+constexpr size_t kPrefetchBytes = HWY_TARGET <= HWY_AVX3 ? 4096 : 8192;
 // Asks for the lines of [from + kPrefetchBytes, + bytes), stopping at `end` (the image's last logit).
 HWY_INLINE void prefetch_ahead(const float* from, size_t bytes, const char* end) {
   const char* a = reinterpret_cast<const char*>(from) + kPrefetchBytes;
   for (const char* e = std::min(end, a + bytes); a < e; a += 64) hwy::Prefetch(a);
+}
+
+// Pass 1 asks for each row's lines as it reaches the row, rather than a whole group's at once. On an AVX2
+// EPYC (Zen, 2 vCPUs) the group's 81 prefetches at C=81 stalled the core on their own (perf: 22% of pass 1's samples
+// on them, and no prefetch at all was faster); one row's 5 lines at a time, spread over the math, took forward C=81
+// on one thread from 12.5 to 10.2 ms and forward + backward at 2 threads from 9.8 to 8.4 ms (4, 8 and 16 KiB ahead,
+// prefetcht0 or prefetcht1 all within noise of each other). The AVX-512 path, tuned with the burst on a Xeon, gained
+// the same on a Zen 5: each image's loss took twice as long cold (batch 32) as hot in cache (batch 1, repeated),
+// 0.25 against 0.13 ms forward at C=81 with values checked (the plans' default), so the reads were not overlapping
+// the math; per row, forward + backward at C=81, batch 32 (rounds as above): one thread 10.86 -> 9.31 ms, 2 threads
+// 5.65 -> 5.02 ms; C=21, batch 8, 2 threads unchanged (0.380 -> 0.390 ms). Unchecked, as the benchmarks run it, the
+// burst had done as well: 9.63 -> 9.47 ms one thread, 5.08 -> 5.08 ms at 2 threads. Prefetching to L2 (prefetcht1)
+// or with NTA was slower (9.90, 9.72 ms).
+//
+// One row's lines, kPrefetchBytes ahead of `row`. kVectors > 0 (rows of that many vectors): a fixed count of lines
+// from the row's first byte, unclamped (a prefetch past the image is harmless); rows follow each other, so together
+// they cover every line. The clamped loop of prefetch_ahead cost ~10 instructions a row of ~70 (AVX2).
+template <int kVectors>
+HWY_INLINE void prefetch_row_ahead(const float* row, size_t C, const char* end) {
+  if constexpr (kVectors > 0) {
+    const char* a = reinterpret_cast<const char*>(row) + kPrefetchBytes;
+    constexpr size_t kRowBytes = kVectors * hn::MaxLanes(DF()) * sizeof(float);
+    [&]<size_t... L>(std::index_sequence<L...>) { (hwy::Prefetch(a + 64 * L), ...); }(
+        std::make_index_sequence<(kRowBytes + 63) / 64>{});
+  } else {
+    prefetch_ahead(row, C * sizeof(float), end);
+  }
 }
 
 // The 16 lane maxima of a row, kRowGroup / N vectors of N lanes: column c goes to lane c % 16 (vector i of the
@@ -196,6 +218,7 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   __m512 v[16];
   for (int r = 0; r < 16; ++r) {  // rows in memory order: another order defeats the hardware prefetcher
     VF mx[1];
+    prefetch_row_ahead<kVectors>(x + r * C, C, prefetch_end);
     const float* at = x + std::min(r, rows - 1) * C;
     row_lane_maxima<kCheck, kVectors>(at, C, probe, mx, tail);
     row_first[r] = *at;
@@ -244,18 +267,7 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
       ([&] {
         VF mx[2];
         const float* at = x + std::min(h + R, rows - 1) * C;
-        if constexpr (kPrefetchPerRow) {
-          if constexpr (kVectors > 0) {
-            // A fixed count of lines from the row's first byte, unclamped (a prefetch past the image is harmless):
-            // rows follow each other, so together they cover every line. The clamped loop cost ~10 instructions
-            // a row of ~70.
-            const char* a = reinterpret_cast<const char*>(x + (h + R) * C) + kPrefetchBytes;
-            [&]<size_t... L>(std::index_sequence<L...>) { (hwy::Prefetch(a + 64 * L), ...); }(
-                std::make_index_sequence<(kVectors * 32 + 63) / 64>{});
-          } else {
-            prefetch_ahead(x + (h + R) * C, C * sizeof(float), prefetch_end);
-          }
-        }
+        prefetch_row_ahead<kVectors>(x + (h + R) * C, C, prefetch_end);
         row_lane_maxima<kCheck, kVectors>(at, C, probe, mx, tail);
         // x[0], which the bounds need, from the row's own line: a gather per vector of rows (microcoded on Zen)
         // cost more (C=21 forward as above: 0.832 -> 0.800 ms).
@@ -288,7 +300,7 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   const size_t N = hn::Lanes(d);
   for (int r = 0; r < rows; ++r) {
     VF mx[kLaneVectors];
-    if constexpr (kPrefetchPerRow) prefetch_ahead(x + r * C, C * sizeof(float), prefetch_end);
+    prefetch_ahead(x + r * C, C * sizeof(float), prefetch_end);
     row_lane_maxima<kCheck, kVectors>(x + r * C, C, probe, mx, tail);
     VF all = mx[0];
     for (size_t j = 1; j < kLaneVectors; ++j) all = hn::Max(all, mx[j]);
@@ -633,9 +645,10 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   auto start_group = [&](int p0, GroupBounds& g) {
     const int rows = std::min(kRowGroup, c1 - p0);
     // Software prefetch a fixed distance ahead: the hardware prefetcher stops running ahead while a group's math
-    // issues no loads, so without it the reads and the math hardly overlap (pass 1 of SSD300/C=81 on one thread:
-    // 91 -> 75 us an image at 8 KiB ahead; 2 KiB and 32 KiB ahead gained less).
-    if (by_column || !kPrefetchPerRow) prefetch_ahead(logits(p0), kRowGroup * C * sizeof(float), conf_end);
+    // issues no loads, so without it the reads and the math hardly overlap (pass 1 of SSD300/C=81 on one thread,
+    // Xeon: 91 -> 75 us an image at 8 KiB ahead). Rows of more than kColumnClasses are asked for one at a time, in
+    // bound_rows (prefetch_row_ahead); the short rows taken column-wise, a group at once here.
+    if (by_column) prefetch_ahead(logits(p0), kRowGroup * C * sizeof(float), conf_end);
     // The probe as a local of the group: through the captured reference it stayed in memory, since Highway's
     // vectors may alias any float and the group stores floats, a load and a store of it in every row, one chain
     // through the pass (SSD300, batch 8, values checked as the plans check them by default, forward, one thread,
