@@ -62,18 +62,25 @@ HWY_INLINE void prefetch_ahead(const float* from, size_t bytes, const char* end)
   for (const char* e = std::min(end, a + bytes); a < e; a += 64) hwy::Prefetch(a);
 }
 
-// Pass 1 asks for each row's lines as it reaches the row, rather than a whole group's at once. On an AVX2
-// EPYC (Zen, 2 vCPUs) the group's 81 prefetches at C=81 stalled the core on their own (perf: 22% of pass 1's samples
-// on them, and no prefetch at all was faster); one row's 5 lines at a time, spread over the math, took forward C=81
-// on one thread from 12.5 to 10.2 ms and forward + backward at 2 threads from 9.8 to 8.4 ms (4, 8 and 16 KiB ahead,
-// prefetcht0 or prefetcht1 all within noise of each other). The AVX-512 path, tuned with the burst on a Xeon, gained
-// the same on a Zen 5: each image's loss took twice as long cold (batch 32) as hot in cache (batch 1, repeated),
-// 0.25 against 0.13 ms forward at C=81 with values checked (the plans' default), so the reads were not overlapping
-// the math; per row, forward + backward at C=81, batch 32 (rounds as above): one thread 10.86 -> 9.31 ms, 2 threads
-// 5.65 -> 5.02 ms; C=21, batch 8, 2 threads unchanged (0.380 -> 0.390 ms). Unchecked, as the benchmarks run it, the
-// burst had done as well: 9.63 -> 9.47 ms one thread, 5.08 -> 5.08 ms at 2 threads. Prefetching to L2 (prefetcht1)
-// or with NTA was slower (9.90, 9.72 ms).
-//
+// Whether pass 1 asks for each row's lines as it reaches the row, rather than a whole group's at once (in
+// start_group). On an AVX2 EPYC (Zen 3, 2 vCPUs) the group's 81 prefetches at C=81 stalled the core on their own
+// (perf: 22% of pass 1's samples on them, and no prefetch at all was faster); one row's 5 lines at a time, spread over
+// the math, took forward C=81 on one thread from 12.5 to 10.2 ms and forward + backward at 2 threads from 9.8 to 8.4
+// ms (4, 8 and 16 KiB ahead, prefetcht0 or prefetcht1 all within noise of each other). The AVX-512 path, tuned with
+// the burst on a Xeon, gained the same for long rows on a Zen 5: each image's loss took twice as long cold (batch 32)
+// as hot in cache (batch 1, repeated), 0.25 against 0.13 ms forward at C=81 with values checked (the plans' default),
+// so the reads were not overlapping the math; row by row, forward + backward at C=81, batch 32 (rounds as above),
+// checked: one thread 10.86 -> 9.31 ms, 2 threads 5.65 -> 5.02 ms; unchecked, as the benchmarks run it: 9.63 -> 9.47
+// and 5.08 -> 5.08 ms. Prefetching to L2 (prefetcht1) or with NTA was slower (9.90, 9.72 ms). Rows of up to 4
+// AVX-512 vectors (C <= 64) keep the burst: row by row, the benchmarks at C=21 (batch 8 and 1, unchecked, 2 threads,
+// 2 x 5 alternated rounds of 3 repetitions) took 2-11% longer, 20-ish prefetches a group becoming 32.
+template <int kVectors>
+HWY_INLINE bool prefetch_rows_singly(size_t C) {
+  if constexpr (!(HWY_TARGET <= HWY_AVX3)) return true;
+  if constexpr (kVectors > 0) return kVectors > 4;
+  return C > 4 * hn::MaxLanes(DF());
+}
+
 // One row's lines, kPrefetchBytes ahead of `row`. kVectors > 0 (rows of that many vectors): a fixed count of lines
 // from the row's first byte, unclamped (a prefetch past the image is harmless); rows follow each other, so together
 // they cover every line. The clamped loop of prefetch_ahead cost ~10 instructions a row of ~70 (AVX2).
@@ -216,9 +223,10 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
 #if HWY_TARGET <= HWY_AVX3
   static_assert(kRowGroup == 16 && kLaneVectors == 1, "one row per lane of a 512-bit vector");
   __m512 v[16];
+  const bool singly = prefetch_rows_singly<kVectors>(C);
   for (int r = 0; r < 16; ++r) {  // rows in memory order: another order defeats the hardware prefetcher
     VF mx[1];
-    prefetch_row_ahead<kVectors>(x + r * C, C, prefetch_end);
+    if (singly) prefetch_row_ahead<kVectors>(x + r * C, C, prefetch_end);
     const float* at = x + std::min(r, rows - 1) * C;
     row_lane_maxima<kCheck, kVectors>(at, C, probe, mx, tail);
     row_first[r] = *at;
@@ -646,9 +654,10 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
     const int rows = std::min(kRowGroup, c1 - p0);
     // Software prefetch a fixed distance ahead: the hardware prefetcher stops running ahead while a group's math
     // issues no loads, so without it the reads and the math hardly overlap (pass 1 of SSD300/C=81 on one thread,
-    // Xeon: 91 -> 75 us an image at 8 KiB ahead). Rows of more than kColumnClasses are asked for one at a time, in
-    // bound_rows (prefetch_row_ahead); the short rows taken column-wise, a group at once here.
-    if (by_column) prefetch_ahead(logits(p0), kRowGroup * C * sizeof(float), conf_end);
+    // Xeon: 91 -> 75 us an image at 8 KiB ahead). Long rows are asked for one at a time, in bound_rows
+    // (prefetch_rows_singly); the rest, and the short rows taken column-wise, a group at once here.
+    if (by_column || !prefetch_rows_singly<kVectors>(C))
+      prefetch_ahead(logits(p0), kRowGroup * C * sizeof(float), conf_end);
     // The probe as a local of the group: through the captured reference it stayed in memory, since Highway's
     // vectors may alias any float and the group stores floats, a load and a store of it in every row, one chain
     // through the pass (SSD300, batch 8, values checked as the plans check them by default, forward, one thread,
