@@ -203,17 +203,29 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
   [&]<size_t... J>(std::index_sequence<J...>) { (tail(mx[J]), ...); }(std::make_index_sequence<kLaneVectors>{});
 }
 
-// How many of a row's 16 lane maxima the bounds keep apart, one exp each: on AVX-512, rows of 2 or 3 vectors
-// (C = 17..48, VOC's 21 classes among them) fold lane l + 8 into lane l (column c then counts in lane c % 8), so
-// the bounds take 8 exps a row instead of 16. Looser (lane l of C=21 holds 3 logits, not 2 or 1), they leave more
-// negatives to the exact pass, which costs less than the exps saved at these widths and more at wider rows. Forward
-// + backward, SSD300, batch 8, values unchecked as the benchmarks run it, alternated binaries on the AVX-512 Zen 5,
-// median of the rounds' best: C=21, 2 threads 0.359 -> 0.334 ms (5 x 300 runs), one thread 0.619 -> 0.544 ms;
-// C=17 0.342 -> 0.315, C=40 0.454 -> 0.423, C=48 0.478 -> 0.465, C=33 0.410 -> 0.407 ms (2 threads). Folded the
-// same way, C=64 took 0.676 -> 0.802 ms and C=81 0.82 -> 1.40 ms; C=21 folded to 12 lanes took 0.334, to 10 0.333,
-// to 8 0.326, to 4 0.565 ms. Outputs are byte-identical: the bounds only decide which rows are computed exactly.
+// Whether an image's bounds may come from its rows' 16 lane maxima folded to 8 (lane l + 8 into lane l, so column
+// c counts in lane c % 8), 8 exps a row instead of 16: on AVX-512, rows of 2 vectors (C = 17..32, VOC's 21
+// classes among them), where those 16 exps are most of what an exact CE would take. Folded bounds are looser (lane
+// l of C=21 holds 3 logits, not 2 or 1), so they leave more negatives to the exact pass; that costs less than the
+// exps saved where the quota is a small share of the rows, and more where it is large, its cut low and many rows
+// near it (fold_lanes decides per image). Rows of 3 vectors gained too on these scenes (C=40 and 48 below), but with
+// 5 or 6 logits a lane the bounds of rows whose maximum dominates stayed above the cut: on the rows of
+// MiningBoundsKeepNearTiesAtTheCut (simd_test) at C=40 nothing was pruned. Forward + backward, SSD300 batch 8, values unchecked as the benchmarks run
+// it, alternated binaries on the AVX-512 Zen 5, median of the rounds' best, 2 threads, every image folded against
+// none: C=21 0.359 -> 0.334 ms (5 x 300 runs; one thread 0.619 -> 0.544), C=17 0.342 -> 0.315, C=40 0.454 -> 0.423,
+// C=48 0.478 -> 0.465, C=33 0.410 -> 0.407; by objects per image at C=21 (quota over rows): 10 (2.3%) 0.436 -> 0.404,
+// 13 (3.0%) 0.530 -> 0.512, 20 (4.6%) 0.569 -> 0.554, 30 (6.6%) 0.684 -> 0.751, 100 (19%) 1.45 -> 1.75 ms; 100k
+// dense priors (3.9%) 9.29 -> 11.19 ms; C=40, 20 objects (4.6%) 0.754 -> 0.838 ms. Wider rows lost even at the
+// default scenes (C=64 0.676 -> 0.802 ms, C=81 0.82 -> 1.40 ms); folded to 12 or 10 lanes C=21 took 0.334 and 0.333
+// ms against 8 lanes' 0.326, to 4 lanes 0.565 ms. Keeping folded bounds per group only where they rule out every
+// row (against a running estimate of the cut) and adding the other 8 exps elsewhere was slower than never folding
+// (C=21 0.370 -> 0.409 ms): the branch went both ways. The bounds only decide which rows are computed exactly, so
+// outputs are byte-identical either way.
 template <int kVectors>
-constexpr int kBoundLanes = (HWY_TARGET <= HWY_AVX3 && (kVectors == 2 || kVectors == 3)) ? 8 : kRowGroup;
+constexpr bool kFoldLanes = HWY_TARGET <= HWY_AVX3 && kVectors == 2;
+
+// fold_lanes: the quota at most about 3% of the rows (1 in 32).
+bool fold_lanes_for(int64_t quota, int num_priors) { return quota * 32 <= num_priors; }
 
 // What pass 1 knows of a group of rows: each row's maximum, x[0] and bounds on rest = sum(exp(x - max)) - 1.
 struct GroupBounds {
@@ -221,13 +233,13 @@ struct GroupBounds {
 };
 
 // For the `rows` (<= kRowGroup) rows starting at x: each row's exact maximum, and bounds on rest from its 16 lane
-// maxima alone (or kBoundLanes of them, folded), 16 exps per row instead of one per logit. Every lane maximum is a
+// maxima alone (8 with `fold`, kFoldLanes), 16 exps per row instead of one per logit. Every lane maximum is a
 // distinct element of the row and lane l holds lane_count[l] elements, so
 //   sum_l e^(lanemax_l - max) - 1  <=  rest  <=  sum_l lane_count_l e^(lanemax_l - max) - 1.
 // Entries past `rows` are left unspecified.
 template <bool kCheck, int kVectors>
 HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane_count, GroupBounds& g, VF& probe,
-                           [[maybe_unused]] const char* prefetch_end, const RowTail& tail) {
+                           [[maybe_unused]] const char* prefetch_end, const RowTail& tail, [[maybe_unused]] bool fold) {
   float* const row_max = g.max;
   [[maybe_unused]] float* const rest_lo = g.rest_lo;
   [[maybe_unused]] float* const rest_hi = g.rest_hi;
@@ -258,12 +270,9 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   // kLong: C > 16, every lane holds 1 or more elements. Otherwise each holds 0 or 1, so both sums are the
   // count-weighted one, and the lanes past a short row (at -inf, whose exp_bound is a tiny normal: an exact exp's
   // underflow in vscalefps was a microcode assist each) count 0.
-  auto sums = [&]<bool kLong>(std::bool_constant<kLong>) {
+  auto sums = [&]<bool kLong, int kLanes = 16>(std::bool_constant<kLong>, std::integral_constant<int, kLanes> = {}) {
     __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
-    constexpr int kLanes = kBoundLanes<kVectors>;
-    static_assert(16 % kLanes == 0, "lane l + kLanes folds into lane l");
-    for (int l = 0; l < kLanes; ++l)
-      for (int k = l + kLanes; k < 16; k += kLanes) v[l] = _mm512_max_ps(v[l], v[k]);
+    for (int l = 0; l < 16 - kLanes; ++l) v[l] = _mm512_max_ps(v[l], v[l + kLanes]);  // folded: kLanes = 8
     for (int l = 0; l < kLanes; ++l) {
       const __m512 e = exp_bound(VF{_mm512_sub_ps(v[l], max)}).raw;
       if constexpr (kLong) lo = _mm512_add_ps(lo, e);
@@ -272,6 +281,9 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
     _mm512_store_ps(rest_lo, _mm512_sub_ps(kLong ? lo : hi, one));
     _mm512_store_ps(rest_hi, _mm512_sub_ps(hi, one));
   };
+  if constexpr (kFoldLanes<kVectors>) {
+    if (fold) return sums(std::true_type{}, std::integral_constant<int, 8>{});
+  }
   if (C > 16)
     sums(std::true_type{});
   else
@@ -620,8 +632,10 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   r = LossChunk{};
   std::memset(out.mined + c0, 0, static_cast<size_t>(c1 - c0));
 
+  // Folded bounds where the plan allowed them (kFoldLanes); without the matches pass 1 does not know the quota.
+  const bool fold = kFoldLanes<kVectors> && matched && s.fold_lanes;
   HWY_ALIGN float lane_count[kRowGroup] = {};  // elements of a row in each of the lanes bound_rows keeps
-  for (size_t c = 0; c < C; ++c) lane_count[c % kBoundLanes<kVectors>] += 1.0f;
+  for (size_t c = 0; c < C; ++c) lane_count[c % (fold ? 8 : kRowGroup)] += 1.0f;
   GroupBounds groups[2];  // the group whose bounds are being used, and the one ahead of it
   const bool by_column = C <= kColumnClasses;
   const RowTail tail = row_tail(C);
@@ -685,7 +699,7 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
         bound_rows_by_column<kCheck, kC>(logits(p0), rows, g, group_probe);
       });
     else
-      bound_rows<kCheck, kVectors>(logits(p0), rows, C, lane_count, g, group_probe, conf_end, tail);
+      bound_rows<kCheck, kVectors>(logits(p0), rows, C, lane_count, g, group_probe, conf_end, tail, fold);
     probe = group_probe;
   };
   // Each group's bounds are formed one group behind its loads and maxima, so that the chain of one group's
@@ -1111,6 +1125,10 @@ void image_loss_bounds(const Config& config, const ImageLossInputs& in, const Im
                        LossScratch& scratch) {
   const int chunks = loss_chunks(in.num_priors);
   std::fill(scratch.histogram.begin(), scratch.histogram.end(), 0u);
+  // The quota with every row a negative (the negatives are counted in pass 1): at least the image's own.
+  scratch.fold_lanes = fold_lanes_for(core::mining_quota(in.positives, in.num_priors, config.neg_pos_ratio,
+                                                         config.min_negatives_per_image),
+                                      in.num_priors);
   with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
     for (int c = 0; c < chunks; ++c) bounds_for<V>(in, out, scratch, c, true);
   });
