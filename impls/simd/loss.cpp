@@ -203,26 +203,30 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
   [&]<size_t... J>(std::index_sequence<J...>) { (tail(mx[J]), ...); }(std::make_index_sequence<kLaneVectors>{});
 }
 
-// Whether an image's bounds may come from its rows' 16 lane maxima folded to 8 (lane l + 8 into lane l, so column
-// c counts in lane c % 8), 8 exps a row instead of 16: on AVX-512, rows of 2 vectors (C = 17..32, VOC's 21
-// classes among them), where those 16 exps are most of what an exact CE would take. Folded bounds are looser (lane
-// l of C=21 holds 3 logits, not 2 or 1), so they leave more negatives to the exact pass; that costs less than the
-// exps saved where the quota is a small share of the rows, and more where it is large, its cut low and many rows
-// near it (fold_lanes decides per image). Rows of 3 vectors gained too on these scenes (C=40 and 48 below), but with
-// 5 or 6 logits a lane the bounds of rows whose maximum dominates stayed above the cut: on the rows of
-// MiningBoundsKeepNearTiesAtTheCut (simd_test) at C=40 nothing was pruned. Forward + backward, SSD300 batch 8, values unchecked as the benchmarks run
-// it, alternated binaries on the AVX-512 Zen 5, median of the rounds' best, 2 threads, every image folded against
-// none: C=21 0.359 -> 0.334 ms (5 x 300 runs; one thread 0.619 -> 0.544), C=17 0.342 -> 0.315, C=40 0.454 -> 0.423,
-// C=48 0.478 -> 0.465, C=33 0.410 -> 0.407; by objects per image at C=21 (quota over rows): 10 (2.3%) 0.436 -> 0.404,
-// 13 (3.0%) 0.530 -> 0.512, 20 (4.6%) 0.569 -> 0.554, 30 (6.6%) 0.684 -> 0.751, 100 (19%) 1.45 -> 1.75 ms; 100k
-// dense priors (3.9%) 9.29 -> 11.19 ms; C=40, 20 objects (4.6%) 0.754 -> 0.838 ms. Wider rows lost even at the
-// default scenes (C=64 0.676 -> 0.802 ms, C=81 0.82 -> 1.40 ms); folded to 12 or 10 lanes C=21 took 0.334 and 0.333
-// ms against 8 lanes' 0.326, to 4 lanes 0.565 ms. Keeping folded bounds per group only where they rule out every
-// row (against a running estimate of the cut) and adding the other 8 exps elsewhere was slower than never folding
-// (C=21 0.370 -> 0.409 ms): the branch went both ways. The bounds only decide which rows are computed exactly, so
-// outputs are byte-identical either way.
+// Whether an image's bounds may come from its rows' 16 lane maxima folded to 8 (lane l + 8 into lane l, so column c
+// counts in lane c % 8), 8 exps a row instead of 16: rows of C = 17..32 (VOC's 21 classes among them), 2 vectors on
+// AVX-512, 3 or 4 on AVX2 (whose two accumulators fold into one), where those 16 exps are most of what an exact CE
+// would take. Folded bounds are looser (lane l of C=21 holds 3 logits, not 2 or 1), so they leave more negatives to the
+// exact pass; that costs less than the exps saved where the quota is a small share of the rows, and more where it is
+// large, its cut low and many rows near it (fold_lanes_for decides per image). Forward + backward, SSD300 batch 8,
+// values unchecked as the benchmarks run it, alternated binaries on the AVX-512 Zen 5, median of the rounds' best, 2
+// threads, every image folded against none: C=21 0.359 -> 0.334 ms (5 x 300 runs; one thread 0.619 -> 0.544), C=17
+// 0.342 -> 0.315; by objects per image at C=21 (quota over rows): 10 (2.3%) 0.436 -> 0.404, 13 (3.0%) 0.530 -> 0.512,
+// 20 (4.6%) 0.569 -> 0.554, 30 (6.6%) 0.684 -> 0.751, 100 (19%) 1.45 -> 1.75 ms; 100k dense priors (3.9%) 9.29 -> 11.19
+// ms. The avx2 preset on the same machine, images folded where fold_lanes_for allows (as it builds on the AVX2 EPYC
+// these paths were tuned on): C=21 0.419 -> 0.393 ms (4 x 300 runs), one thread 0.751 -> 0.657, C=28 0.464 -> 0.427; 30
+// objects, not folded, 0.738 -> 0.720. Rows of 3 AVX-512 vectors gained on these scenes too (C=33 0.410 -> 0.407, C=40
+// 0.454 -> 0.423, C=48 0.478 -> 0.465 ms; C=40 with 20 objects, 4.6%, 0.754 -> 0.838), but with 5 or 6 logits a lane
+// the bounds of rows whose maximum dominates stay high: on the rows of MiningBoundsKeepNearTiesAtTheCut (simd_test) at
+// C=40 nothing was pruned. Wider rows lost even on the default scenes (C=64 0.676 -> 0.802 ms, C=81 0.82 -> 1.40 ms);
+// folded to 12 or 10 lanes C=21 took 0.334 and 0.333 ms against 8 lanes' 0.326, to 4 lanes 0.565 ms. Keeping folded
+// bounds per group only where they rule out every row (against a running estimate of the cut) and adding the other 8
+// exps elsewhere was slower than never folding (C=21 0.370 -> 0.409 ms): the branch went both ways. The bounds only
+// decide which rows are computed exactly, so outputs are byte-identical either way.
 template <int kVectors>
-constexpr bool kFoldLanes = HWY_TARGET <= HWY_AVX3 && kVectors == 2;
+constexpr bool kFoldLanes = HWY_TARGET <= HWY_AVX3    ? kVectors == 2
+                            : HWY_TARGET == HWY_AVX2 ? kVectors == 3 || kVectors == 4
+                                                     : false;
 
 // fold_lanes: the quota at most about 3% of the rows (1 in 32).
 bool fold_lanes_for(int64_t quota, int num_priors) { return quota * 32 <= num_priors; }
@@ -318,19 +322,33 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   const __m256 count0 = _mm256_load_ps(lane_count), count1 = _mm256_load_ps(lane_count + 8);
   const __m256 one = _mm256_set1_ps(1.0f);
   auto add = [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); };
-  for (int h = 0; h < kRowGroup; h += 8) {
-    __m256 lo[8], hi[8];
-    for (int r = 0; r < 8; ++r) {
-      // Lanes past a short row hold -inf: exp_bound clamps them to 1.3e-38, below anything a bound can feel.
-      const VF top{_mm256_broadcast_ss(row_max + h + r)};
-      const __m256 e0 = exp_bound(hn::Sub(VF{lanes[h + r][0]}, top)).raw;
-      const __m256 e1 = exp_bound(hn::Sub(VF{lanes[h + r][1]}, top)).raw;
-      lo[kSlotRow[r]] = _mm256_add_ps(e0, e1);
-      hi[kSlotRow[r]] = _mm256_fmadd_ps(e1, count1, _mm256_mul_ps(e0, count0));
+  // Folded (kFoldLanes): the row's two accumulators into one, one exp of 8 lanes a row instead of two; count0 then
+  // holds the folded lanes' counts.
+  auto sums = [&]<bool kFold>(std::bool_constant<kFold>) {
+    for (int h = 0; h < kRowGroup; h += 8) {
+      __m256 lo[8], hi[8];
+      for (int r = 0; r < 8; ++r) {
+        // Lanes past a short row hold -inf: exp_bound clamps them to 1.3e-38, below anything a bound can feel.
+        const VF top{_mm256_broadcast_ss(row_max + h + r)};
+        if constexpr (kFold) {
+          const __m256 e = exp_bound(hn::Sub(VF{_mm256_max_ps(lanes[h + r][0], lanes[h + r][1])}, top)).raw;
+          lo[kSlotRow[r]] = e;
+          hi[kSlotRow[r]] = _mm256_mul_ps(e, count0);
+        } else {
+          const __m256 e0 = exp_bound(hn::Sub(VF{lanes[h + r][0]}, top)).raw;
+          const __m256 e1 = exp_bound(hn::Sub(VF{lanes[h + r][1]}, top)).raw;
+          lo[kSlotRow[r]] = _mm256_add_ps(e0, e1);
+          hi[kSlotRow[r]] = _mm256_fmadd_ps(e1, count1, _mm256_mul_ps(e0, count0));
+        }
+      }
+      _mm256_store_ps(rest_lo + h, _mm256_sub_ps(reduce_rows(lo, add), one));
+      _mm256_store_ps(rest_hi + h, _mm256_sub_ps(reduce_rows(hi, add), one));
     }
-    _mm256_store_ps(rest_lo + h, _mm256_sub_ps(reduce_rows(lo, add), one));
-    _mm256_store_ps(rest_hi + h, _mm256_sub_ps(reduce_rows(hi, add), one));
-  }
+  };
+  if (kFoldLanes<kVectors> && fold)
+    sums(std::true_type{});
+  else
+    sums(std::false_type{});
 #else
   const DF d;
   const size_t N = hn::Lanes(d);
