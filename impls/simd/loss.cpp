@@ -228,7 +228,7 @@ constexpr bool kFoldLanes = HWY_TARGET <= HWY_AVX3    ? kVectors == 2
                             : HWY_TARGET == HWY_AVX2 ? kVectors == 3 || kVectors == 4
                                                      : false;
 
-// fold_lanes: the quota at most about 3% of the rows (1 in 32).
+// Whether an image may take folded bounds: its quota at most about 3% of its rows (1 in 32).
 bool fold_lanes_for(int64_t quota, int num_priors) { return quota * 32 <= num_priors; }
 
 // What pass 1 knows of a group of rows: each row's maximum, x[0] and bounds on rest = sum(exp(x - max)) - 1.
@@ -345,10 +345,10 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
       _mm256_store_ps(rest_hi + h, _mm256_sub_ps(reduce_rows(hi, add), one));
     }
   };
-  if (kFoldLanes<kVectors> && fold)
-    sums(std::true_type{});
-  else
-    sums(std::false_type{});
+  if constexpr (kFoldLanes<kVectors>) {
+    if (fold) return sums(std::true_type{});
+  }
+  sums(std::false_type{});
 #else
   const DF d;
   const size_t N = hn::Lanes(d);
@@ -635,7 +635,8 @@ ChunkRange chunk_range(int num_priors, int chunk) {
 // counted and the lower bounds counted into the histogram as they are formed (an image on one thread). Otherwise
 // (an image split across threads, its pass 1 running beside its matching) select_impl does that afterwards.
 template <bool kCheck, int kVectors>
-void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched) {
+void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched,
+                 bool fold_allowed) {
   const int P = in.num_priors;
   const ChunkRange range = chunk_range(P, chunk);
   const int c0 = range.first, c1 = range.end;  // not a structured binding: clang 14's lambdas cannot capture those
@@ -650,8 +651,8 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   r = LossChunk{};
   std::memset(out.mined + c0, 0, static_cast<size_t>(c1 - c0));
 
-  // Folded bounds where the plan allowed them (kFoldLanes); without the matches pass 1 does not know the quota.
-  const bool fold = kFoldLanes<kVectors> && matched && s.fold_lanes;
+  // Folded bounds where the image allows them (fold_lanes_for); without the matches pass 1 does not know the quota.
+  const bool fold = kFoldLanes<kVectors> && matched && fold_allowed;
   HWY_ALIGN float lane_count[kRowGroup] = {};  // elements of a row in each of the lanes bound_rows keeps
   for (size_t c = 0; c < C; ++c) lane_count[c % (fold ? 8 : kRowGroup)] += 1.0f;
   GroupBounds groups[2];  // the group whose bounds are being used, and the one ahead of it
@@ -1081,11 +1082,12 @@ decltype(auto) with_row_vectors(int num_classes, Fn&& fn) {
 }
 
 template <int kVectors>
-void bounds_for(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched) {
+void bounds_for(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched,
+                bool fold_allowed) {
   if (in.check_values)
-    bounds_impl<true, kVectors>(in, out, s, chunk, matched);
+    bounds_impl<true, kVectors>(in, out, s, chunk, matched, fold_allowed);
   else
-    bounds_impl<false, kVectors>(in, out, s, chunk, matched);
+    bounds_impl<false, kVectors>(in, out, s, chunk, matched, fold_allowed);
 }
 
 }  // namespace
@@ -1115,7 +1117,7 @@ LossScratch::LossScratch(const Lengths& n)
 
 void loss_bounds(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch, int chunk) {
   with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
-    bounds_for<V>(in, out, scratch, chunk, false);
+    bounds_for<V>(in, out, scratch, chunk, false, false);
   });
 }
 
@@ -1144,11 +1146,11 @@ void image_loss_bounds(const Config& config, const ImageLossInputs& in, const Im
   const int chunks = loss_chunks(in.num_priors);
   std::fill(scratch.histogram.begin(), scratch.histogram.end(), 0u);
   // The quota with every row a negative (the negatives are counted in pass 1): at least the image's own.
-  scratch.fold_lanes = fold_lanes_for(core::mining_quota(in.positives, in.num_priors, config.neg_pos_ratio,
-                                                         config.min_negatives_per_image),
-                                      in.num_priors);
+  const bool fold = fold_lanes_for(core::mining_quota(in.positives, in.num_priors, config.neg_pos_ratio,
+                                                      config.min_negatives_per_image),
+                                   in.num_priors);
   with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
-    for (int c = 0; c < chunks; ++c) bounds_for<V>(in, out, scratch, c, true);
+    for (int c = 0; c < chunks; ++c) bounds_for<V>(in, out, scratch, c, true, fold);
   });
   if (out.grad_conf != nullptr) flush_streaming_stores();  // the streamed zeros before the stores over some rows
   select_impl(config, in, scratch, true);

@@ -52,8 +52,6 @@ struct LossScratch {
   std::vector<int32_t> rows;          // [P]: a chunk's rows whose CE is computed exactly, at its first row
   std::vector<uint32_t> histogram;    // buckets of CE bit patterns for the pre-selection of hard negatives
   std::vector<LossChunk> chunks;      // [loss_chunks(P)]
-  // Set by image_loss_bounds for pass 1: whether it may bound rows from folded lane maxima (loss.cpp, kFoldLanes).
-  bool fold_lanes = false;
   // Set by loss_select for the second pass.
   int64_t quota = 0;
   float cut = 0;        // negatives with an upper bound below this are skipped

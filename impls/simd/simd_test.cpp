@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/math.hpp"
 #include "multibox/compare.hpp"
 #include "multibox/multibox.hpp"
 #include "multibox/workloads.hpp"
@@ -318,10 +319,7 @@ TEST_P(MiningBounds, HoldEveryNegativesCE) {
       if (in.matches[p] != kNegative) continue;
       ++negatives;
       const float* x = in.conf + static_cast<size_t>(p) * static_cast<size_t>(C);
-      double sum = 0, max = x[0];
-      for (int c = 1; c < C; ++c) max = std::max(max, static_cast<double>(x[c]));
-      for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(x[c]) - max);
-      const double ce = max + std::log(sum) - x[0], error = 2.5e-4 + 1e-5 * ce;
+      const double ce = core::logsumexp<double>(x, C) - x[0], error = 2.5e-4 + 1e-5 * ce;
       ASSERT_LE(scratch.lower[static_cast<size_t>(p)], ce + error) << "prior " << p;
       ASSERT_GE(scratch.upper[static_cast<size_t>(p)], ce - error) << "prior " << p;
     }
