@@ -29,6 +29,9 @@ namespace {
 // Fewer images than threads: each image's loss is split into chunks of rows, which only then need a per-image
 // counter of items left. The plan and plan_memory() share the rule so the estimate stays what is allocated.
 bool splits_images(const ProblemShape& shape, int threads) { return shape.batch < threads; }
+size_t split_units(const ProblemShape& shape) {
+  return static_cast<size_t>(shape.batch) * static_cast<size_t>(loss_chunks(shape.num_priors));
+}
 
 // What an image's loss may read when it starts a phase: pass 1 beside the image's matching reads no match (the
 // matching is still writing them); pass 1 after it and the mining cut read the matches but not N, which between()
@@ -48,6 +51,7 @@ class SimdPlan final : public Plan {
         image_loss_(shape.batch),
         split_(splits_images(shape, threads)),
         items_left_(split_ ? std::make_unique<std::atomic<int>[]>(static_cast<size_t>(shape.batch)) : nullptr),
+        unit_claimed_(split_ ? std::make_unique<std::atomic<bool>[]>(2 * split_units(shape)) : nullptr),
         image_matched_(split_ ? nullptr : std::make_unique<std::atomic<bool>[]>(static_cast<size_t>(shape.batch))),
         pool_(threads) {
     const int scratch = std::min(threads, shape.batch);  // split_: one per image in flight, else one per thread
@@ -130,19 +134,29 @@ class SimdPlan final : public Plan {
         flush_streaming_stores();
       });
     } else {
-      // Items are the images' matching, then (image, chunk) image-major: pass 1 reads no match, so it runs beside
-      // the matching (on batch-1, matching alone is about a seventh of the time). The thread that ends the last
-      // item of an image in a phase runs the image's step between the passes, so each pass costs one join, not two.
+      // Items are the images' matching, then one (image, chunk) unit each for pass 1 and again for pass 2: pass 1
+      // reads no match, so it runs beside the matching (on batch-1, matching alone is about a seventh of the time).
+      // The thread that ends the last unit of an image in a phase runs the image's step between the passes, so each
+      // pass costs one join, not two. Units go by claim_unit, each worker first taking its own fixed share: taken in
+      // item order, a chunk went to whichever thread came first, so its rows moved between the cores' caches from
+      // run to run and from pass 1 to pass 2 (traced on batch-1, SSD300, C=21: a chunk of pass 1 took 3.5 us on
+      // either thread, 2 us within a whole image on one thread, and a run on 2 threads took longer than on 1).
+      // Forward + backward, batch 1, 2 threads, alternated binaries on the AVX-512 Zen 5, median of the rounds'
+      // best: C=21 0.0695 -> 0.0598 ms (one thread: 0.066), C=81 0.114 -> 0.099, SSD512 C=21 0.175 -> 0.154.
       const int chunks = loss_chunks(shape_.num_priors);
+      const int units = B * chunks;
       for (int b = 0; b < B; ++b) items_left_[b].store(chunks + 1, std::memory_order_relaxed);
+      for (int u = 0; u < 2 * units; ++u) unit_claimed_[u].store(false, std::memory_order_relaxed);
       pool_.run_phases(
-          B + B * chunks,
+          B + units,
           [&](int item, int worker) {
-            const int b = item < B ? item : (item - B) / chunks;
+            int b = item;
             if (item < B) {
               match(b, worker);
             } else {
-              loss_bounds(inputs(b, Known::nothing), outputs(b), loss_scratch_[b], (item - B) % chunks);
+              const int u = claim_unit(unit_claimed_.get(), units, worker);
+              b = u / chunks;
+              loss_bounds(inputs(b, Known::nothing), outputs(b), loss_scratch_[b], u % chunks);
               flush_streaming_stores();  // the zeros before another thread's stores over some of these rows
             }
             if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
@@ -152,11 +166,12 @@ class SimdPlan final : public Plan {
             add_positives();
             for (int b = 0; b < B; ++b) items_left_[b].store(chunks, std::memory_order_relaxed);
           },
-          B * chunks,
-          [&](int item, int, const auto& wait_for_first) {
+          units,
+          [&](int, int worker, const auto& wait_for_first) {
             wait_for_first();
-            const int b = item / chunks;
-            loss_exact(config_, inputs(b, Known::all), outputs(b), loss_scratch_[b], item % chunks);
+            const int u = claim_unit(unit_claimed_.get() + units, units, worker);
+            const int b = u / chunks;
+            loss_exact(config_, inputs(b, Known::all), outputs(b), loss_scratch_[b], u % chunks);
             if (items_left_[b].fetch_sub(1, std::memory_order_acq_rel) == 1)
               image_loss_[b] = loss_finish(config_, inputs(b, Known::all), outputs(b), loss_scratch_[b]);
           });
@@ -200,8 +215,30 @@ class SimdPlan final : public Plan {
   PriorLayout priors_;
   std::vector<ImageMatch> image_match_;
   std::vector<ImageLoss> image_loss_;
+  // One of `units` (image, chunk) units of a pass, claimed by `worker`: first from its own share of them (worker w of
+  // T: units [w U / T, (w + 1) U / T)), the same every run, so a chunk's rows stay in the cache of the core whose
+  // worker read them in the last run and in pass 1 of this one; then, its share taken, from the others' from the
+  // top down. The pool hands out as many items as there are units, each claims one, so every call finds one.
+  int claim_unit(std::atomic<bool>* claimed, int units, int worker) const {
+    const int threads = pool_.threads();
+    const int first = static_cast<int>(int64_t{units} * worker / threads);
+    const int end = static_cast<int>(int64_t{units} * (worker + 1) / threads);
+    auto take = [&](int u) {
+      return !claimed[u].load(std::memory_order_relaxed) && !claimed[u].exchange(true, std::memory_order_relaxed);
+    };
+    for (int u = first; u < end; ++u) {
+      if (take(u)) return u;
+    }
+    for (;;) {
+      for (int u = units - 1; u >= 0; --u) {
+        if (take(u)) return u;
+      }
+    }
+  }
+
   const bool split_;                                // fewer images than threads: the loss is split by chunks
   std::unique_ptr<std::atomic<int>[]> items_left_;  // [B] split_ only: the image's items not yet done in this pool run
+  std::unique_ptr<std::atomic<bool>[]> unit_claimed_;  // [2][B * chunks] split_ only: claim_unit's flags, per pass
   std::unique_ptr<std::atomic<bool>[]> image_matched_;  // [B] !split_ only: the image's matching has ended this run
   std::vector<MatchScratch> match_scratch_;  // split_: one per image, else one per thread
   std::vector<LossScratch> loss_scratch_;    // likewise
@@ -242,10 +279,12 @@ class SimdBackend final : public Backend {
     const uint64_t match = MatchScratch::bytes(shape.num_priors, shape.max_ground_truths);
     const uint64_t loss = LossScratch::bytes(shape.num_priors);
     const int threads = threads_for(shape, options);
-    const uint64_t counters = splits_images(shape, threads) ? sizeof(std::atomic<int>) : sizeof(std::atomic<bool>);
+    const bool split = splits_images(shape, threads);
+    const uint64_t counters = split ? sizeof(std::atomic<int>) : sizeof(std::atomic<bool>);
+    const uint64_t claims = split ? 2 * split_units(shape) * sizeof(std::atomic<bool>) : 0;
     const uint64_t images = static_cast<uint64_t>(shape.batch) * (sizeof(ImageMatch) + sizeof(ImageLoss) + counters);
     const uint64_t scratch = static_cast<uint64_t>(std::min(threads, shape.batch));
-    m.workspace = layout + images + scratch * (match + loss);
+    m.workspace = layout + images + claims + scratch * (match + loss);
     return m;
   }
 

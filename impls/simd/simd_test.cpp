@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/math.hpp"
@@ -103,10 +104,12 @@ TEST_F(SimdBackend, ThreadCountChangesNoBit) {
 // One image (batch-1) is split into chunks of rows on every thread count above 1; its loss terms must still add up
 // in one order. C = 2 takes the column-wise bounds, C = 21 the lane-maxima ones; the forward stage leaves the
 // gradients out.
+// Batches smaller than the thread count split images into chunks, which the workers claim from their own shares
+// first (simd_backend.cpp, claim_unit): with 3 images on 7 threads a share spans two images.
 TEST_F(SimdBackend, OneImageSplitAcrossThreadsChangesNoBit) {
-  for (int classes : {2, 21}) {
+  for (auto [batch, classes] : {std::pair{1, 2}, std::pair{1, 21}, std::pair{3, 21}}) {
     SyntheticSpec spec;
-    spec.batch = 1;
+    spec.batch = batch;
     spec.num_classes = classes;
     spec.min_objects = 10;
     spec.max_objects = 20;
@@ -117,8 +120,8 @@ TEST_F(SimdBackend, OneImageSplitAcrossThreadsChangesNoBit) {
       ASSERT_GT(one.loss.num_positives, 0);
       ASSERT_GT(one.loss.conf_sum, 0);
       for (int threads : {2, 3, 7}) {
-        SCOPED_TRACE("C = " + std::to_string(classes) + ", " + to_string(stage) + ", " + std::to_string(threads) +
-                     " threads");
+        SCOPED_TRACE("B = " + std::to_string(batch) + ", C = " + std::to_string(classes) + ", " + to_string(stage) +
+                     ", " + std::to_string(threads) + " threads");
         expect_same_bits(one, run_simd(*w, w->config, stage, threads));
       }
     }
