@@ -101,11 +101,10 @@ TEST_F(SimdBackend, ThreadCountChangesNoBit) {
   }
 }
 
-// One image (batch-1) is split into chunks of rows on every thread count above 1; its loss terms must still add up
-// in one order. C = 2 takes the column-wise bounds, C = 21 the lane-maxima ones; the forward stage leaves the
-// gradients out.
-// Batches smaller than the thread count split images into chunks, which the workers claim from their own shares
-// first (simd_backend.cpp, claim_unit): with 3 images on 7 threads a share spans two images.
+// A batch smaller than the thread count (batch-1 on every count above 1) splits its images into chunks of rows, which
+// the workers claim from their own shares first (simd_backend.cpp, claim_unit); the loss terms must still add up in
+// one order. C = 2 takes the column-wise bounds, C = 21 the lane-maxima ones; with 3 images on 7 threads a share
+// spans two images; the forward stage leaves the gradients out.
 TEST_F(SimdBackend, OneImageSplitAcrossThreadsChangesNoBit) {
   for (auto [batch, classes] : {std::pair{1, 2}, std::pair{1, 21}, std::pair{3, 21}}) {
     SyntheticSpec spec;
