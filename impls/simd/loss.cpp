@@ -534,14 +534,25 @@ HWY_INLINE uint32_t ce_bucket(float ce) {
   return bits >> (32 - kHistogramBits);
 }
 
-// The highest bucket boundary with at least `quota` counted CEs at or above it. Empty buckets are skipped a vector at
-// a time: the upper half (sign bit set) is always empty for CEs >= 0, and walking it one bucket at a time was a
-// third of loss_select on classes-2 (perf).
+// Pass 1 counts one row of each vector of rows into the histogram, not all of them: the 16 increments a vector, each
+// fed by a lane extraction, were pass 1's hottest instructions at C=2 (perf on classes-2, one thread: 44% of the
+// samples in bounds_impl, most on vpextrd). The sampled lane turns with the vector, so that with A boxes a location
+// (A = 4 or 6 on SSD) the sample holds every box shape, not one. The sample only picks which negatives compete
+// (select_impl); a sample that misjudges them costs a second scan, never a different result.
+HWY_INLINE size_t sampled_lane(size_t first_row) {
+  // A constant on fixed-width targets: hn::Lanes was a division at run time there.
+  const size_t lanes = HWY_HAVE_SCALABLE ? hn::Lanes(DF()) : hn::MaxLanes(DF());
+  return (first_row / lanes) % lanes;
+}
+
+// The highest bucket boundary with at least `quota` counted CEs at or above it, or bucket 0 if fewer are counted.
+// Empty buckets are skipped a vector at a time: the upper half (sign bit set) is always empty for CEs >= 0, and
+// walking it one bucket at a time was a third of loss_select on classes-2 (perf).
 uint32_t bucket_boundary(const std::vector<uint32_t>& histogram, int64_t quota) {
   const hn::ScalableTag<uint32_t> du;
   const uint32_t N = static_cast<uint32_t>(hn::Lanes(du));
   uint32_t boundary = static_cast<uint32_t>(histogram.size());
-  for (int64_t seen = 0; seen < quota;) {
+  for (int64_t seen = 0; seen < quota && boundary > 0;) {
     if (boundary >= N && hn::AllTrue(du, hn::Eq(hn::LoadU(du, histogram.data() + boundary - N), hn::Zero(du)))) {
       boundary -= N;
       continue;
@@ -643,7 +654,6 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   const size_t C = static_cast<size_t>(in.num_classes);
   const DF d;
   const hn::RebindToSigned<DF> di;
-  const hn::RebindToUnsigned<DF> du;
   const size_t lanes = hn::Lanes(d);
   const bool backward = out.grad_conf != nullptr;
   auto logits = [&](int p) { return in.conf + static_cast<size_t>(p) * C; };
@@ -760,22 +770,14 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
       bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
       negatives += static_cast<int32_t>(hn::CountTrue(d, negative));
       if (matched) {
-        HWY_ALIGN uint32_t bucket[hn::MaxLanes(DF())];
-        hn::Store(hn::ShiftRight<32 - kHistogramBits>(hn::BitCast(du, lower)), du, bucket);
-        // Every lane, a fixed count the compiler lays out without a test and a branch per lane (2 of pass 1's
-        // instructions a row at C=2, callgrind); lanes past the chunk's last row hold a lower bound of 0 and are taken
-        // back out of bucket 0 below.
-        if constexpr (HWY_HAVE_SCALABLE) {
-          for (size_t i = 0; i < lanes; ++i) ++histogram[bucket[i]];
-        } else {
-          [&]<size_t... I>(std::index_sequence<I...>) {
-            (++histogram[bucket[I]], ...);
-          }(std::make_index_sequence<hn::MaxLanes(DF())>{});
-        }
+        // Taken from the register, and only within the chunk (the lanes past its last row hold no row).
+        const size_t j = sampled_lane(static_cast<size_t>(p));
+        const float sampled =
+            hn::GetLane(hn::TableLookupLanes(lower, hn::IndicesFromVec(d, hn::Set(di, static_cast<int32_t>(j)))));
+        if (j < static_cast<size_t>(rows - k)) ++histogram[ce_bucket(sampled)];
       }
     }
   }
-  if (matched) histogram[0] -= static_cast<uint32_t>((lanes - static_cast<size_t>(c1 - c0) % lanes) % lanes);
   r.negatives = matched ? negatives : 0;
   r.bounds_finite = !matched || hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
   if (backward) {
@@ -792,6 +794,7 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
   int64_t negatives = 0;
   bool bounds_finite = true;
   s.failed = false;
+  s.sample_missed = false;
   for (const LossChunk& r : s.chunks) {
     negatives += r.negatives;
     bounds_finite = bounds_finite && r.bounds_finite;
@@ -803,7 +806,6 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
     // come out the same.
     const DF d;
     const hn::RebindToSigned<DF> di;
-    const hn::RebindToUnsigned<DF> du;
     const size_t lanes = hn::Lanes(d);
     std::fill(s.histogram.begin(), s.histogram.end(), 0u);
     VF bound_probe = hn::Zero(d);
@@ -817,9 +819,8 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
       hn::StoreU(upper, d, s.upper.data() + p);
       bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
       negatives += static_cast<int64_t>(hn::CountTrue(d, negative));
-      HWY_ALIGN uint32_t bucket[hn::MaxLanes(DF())];
-      hn::Store(hn::ShiftRight<32 - kHistogramBits>(hn::BitCast(du, lower)), du, bucket);
-      for (int i = 0; i < std::min(static_cast<int>(lanes), P - p); ++i) ++s.histogram[bucket[i]];
+      const size_t j = sampled_lane(static_cast<size_t>(p));
+      if (static_cast<size_t>(p) + j < static_cast<size_t>(P)) ++s.histogram[ce_bucket(s.lower[p + j])];
     }
     bounds_finite = hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
   }
@@ -833,21 +834,29 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
     const DF d;
     const hn::RebindToSigned<DF> di;
     const hn::RebindToUnsigned<DF> du;
-    // The K-th largest lower bound, from the histogram: only the rows at or above its boundary. Lower bounds are
-    // >= 0, so their buckets compare as signed integers.
-    const uint32_t boundary = bucket_boundary(s.histogram, s.quota);
+    // The K-th largest lower bound. The histogram holds one row of each vector (sampled_lane): the boundary that
+    // twice the quota's share of those rows (plus 8) clear keeps some 2K negatives (K = 90 at 16 lanes: 20 sampled
+    // rows, about 320 negatives), among which select_hardest finds the exact K-th. If fewer than K clear it, every
+    // negative competes. Lower bounds are >= 0, so their buckets compare as signed integers.
+    const auto lanes = static_cast<int64_t>(hn::Lanes(d));
     size_t count = 0;
-    const auto vboundary = hn::Set(di, static_cast<int32_t>(boundary));
-    for_row_vectors_in(di, 0, P, [&](int p, auto whole, auto valid) {
-      const VF lower = hn::LoadU(d, s.lower.data() + p);
-      const auto bucket = hn::BitCast(di, hn::ShiftRight<32 - kHistogramBits>(hn::BitCast(du, lower)));
-      auto hit = hn::Not(hn::Lt(bucket, vboundary));
-      if (hn::AllFalse(di, hit)) return;  // most vectors
-      hit = hn::And(hit, hn::Eq(load_rows(di, whole, valid, in.matches + p), hn::Set(di, kNegative)));
-      if constexpr (!decltype(whole)::value) hit = hn::And(hit, valid);
-      for_each_set_lane(di, hit, [&](int i) { s.negatives[count++] = {s.lower[p + i], p + i}; });
-    });
-    select_above(s.negatives.data(), count, s.quota, boundary);
+    auto collect = [&](uint32_t boundary) {
+      count = 0;
+      const auto vboundary = hn::Set(di, static_cast<int32_t>(boundary));
+      for_row_vectors_in(di, 0, P, [&](int p, auto whole, auto valid) {
+        const VF lower = hn::LoadU(d, s.lower.data() + p);
+        const auto bucket = hn::BitCast(di, hn::ShiftRight<32 - kHistogramBits>(hn::BitCast(du, lower)));
+        auto hit = hn::Not(hn::Lt(bucket, vboundary));
+        if (hn::AllFalse(di, hit)) return;  // most vectors
+        hit = hn::And(hit, hn::Eq(load_rows(di, whole, valid, in.matches + p), hn::Set(di, kNegative)));
+        if constexpr (!decltype(whole)::value) hit = hn::And(hit, valid);
+        for_each_set_lane(di, hit, [&](int i) { s.negatives[count++] = {s.lower[p + i], p + i}; });
+      });
+    };
+    collect(bucket_boundary(s.histogram, 2 * ((s.quota + lanes - 1) / lanes) + 8));
+    s.sample_missed = static_cast<int64_t>(count) < s.quota;
+    if (s.sample_missed) collect(0);
+    select_hardest(s.negatives.data(), count, s.quota, s.histogram);
     float kth_lower = HUGE_VALF;
     for (int64_t k = 0; k < s.quota; ++k) kth_lower = std::min(kth_lower, s.negatives[k].ce);
     // The bounds are off by up to 1.09e-4 each (exp_bound, log1p_bound) plus float rounding (~1e-6 relative), the
@@ -1114,6 +1123,11 @@ LossScratch::LossScratch(const Lengths& n)
       rows(n.rows),
       histogram(n.buckets),
       chunks(n.chunks) {}
+
+bool histogram_samples_row(int prior) {
+  const size_t p = static_cast<size_t>(prior), lanes = hn::Lanes(DF());
+  return sampled_lane(p - p % lanes) == p % lanes;
+}
 
 void loss_bounds(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch, int chunk) {
   with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {

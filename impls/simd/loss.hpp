@@ -56,6 +56,7 @@ struct LossScratch {
   int64_t quota = 0;
   float cut = 0;        // negatives with an upper bound below this are skipped
   bool failed = false;  // a chunk found a non-finite prediction: nothing more is computed
+  bool sample_missed = false;  // fewer than the quota cleared the sampled histogram's boundary: all negatives competed
 
   explicit LossScratch(int num_priors);
   // The bytes the constructor allocates, from the same lengths (plan_memory() adds these up).
@@ -100,6 +101,10 @@ struct ImageLossOutputs {
   float* grad_conf = nullptr;    // [P][C], null when the backward stage is not requested
   float* grad_loc = nullptr;     // [P][4], likewise
 };
+
+// Whether pass 1 counts row `prior` into the histogram that sets the mining boundary: it counts one row of each
+// vector of rows (loss.cpp, sampled_lane). For tests that build rows the sample misjudges.
+bool histogram_samples_row(int prior);
 
 // The whole image on the calling thread: every chunk of pass 1 (the histogram filled as it goes), loss_select, every
 // chunk of pass 2, loss_finish.

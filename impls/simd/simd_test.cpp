@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -56,13 +57,26 @@ struct LossRun {
   std::vector<uint8_t> mined;
   std::vector<float> grad_conf, grad_loc;
   simd::ImageLoss loss;
+  bool sample_missed = false;  // LossScratch::sample_missed
 };
-LossRun run_image_loss(const Config& config, simd::ImageLossInputs in, bool prune) {
+// One image's loss on the calling thread; `split`: phase by phase and chunk by chunk, as a plan runs an image split
+// across threads (pass 1 without the matches, loss_select masking its bounds).
+LossRun run_image_loss(const Config& config, simd::ImageLossInputs in, bool prune, bool split = false) {
   const size_t P = static_cast<size_t>(in.num_priors), C = static_cast<size_t>(in.num_classes);
   LossRun r{std::vector<uint8_t>(P), std::vector<float>(P * C, NAN), std::vector<float>(P * 4, NAN), {}};
   simd::LossScratch scratch(in.num_priors);
   in.prune_negatives = prune;
-  r.loss = simd::image_loss(config, in, {r.mined.data(), r.grad_conf.data(), r.grad_loc.data()}, scratch);
+  const simd::ImageLossOutputs out{r.mined.data(), r.grad_conf.data(), r.grad_loc.data()};
+  if (split) {
+    const int chunks = simd::loss_chunks(in.num_priors);
+    for (int c = 0; c < chunks; ++c) simd::loss_bounds(in, out, scratch, c);
+    simd::loss_select(config, in, scratch);
+    for (int c = 0; c < chunks; ++c) simd::loss_exact(config, in, out, scratch, c);
+    r.loss = simd::loss_finish(config, in, out, scratch);
+  } else {
+    r.loss = simd::image_loss(config, in, out, scratch);
+  }
+  r.sample_missed = scratch.sample_missed;
   return r;
 }
 
@@ -290,6 +304,7 @@ TEST_P(MiningBounds, SpareMostRowsAndChangeNothing) {
     EXPECT_LT(pruned.loss.exact_rows, crowded ? P * 3 / 5 : P / 5)
         << "the bounds should spare most rows of trained-looking logits";
     EXPECT_GT(pruned.loss.mined, 0);
+    EXPECT_FALSE(pruned.sample_missed) << "the sampled histogram should judge trained-looking logits";
     EXPECT_EQ(pruned.loss.mined, exact.loss.mined);
     EXPECT_TRUE(pruned.mined == exact.mined);
     EXPECT_TRUE(same_bits(pruned.grad_conf, exact.grad_conf));
@@ -426,6 +441,46 @@ TEST(SimdRowMath, Log1pBoundStaysWithinItsStatedError) {
   for (size_t i = finite; i < x.size(); ++i) EXPECT_TRUE(std::isnan(got[i])) << "x = " << x[i] << " gave " << got[i];
 }
 
+// One image of P rows of C logits for the mining tests: every row a negative until made a positive, the loc values
+// and targets fixed (the mining does not read them).
+struct SyntheticImage {
+  int P, C;
+  std::vector<float> conf, loc, targets;
+  std::vector<int32_t> matches;
+  std::vector<int32_t> labels;
+  int positives = 0;
+  std::mt19937 random;
+
+  SyntheticImage(int P, int C, unsigned seed)
+      : P(P), C(C), conf(static_cast<size_t>(P) * C), loc(static_cast<size_t>(P) * 4, 0.25f),
+        targets(static_cast<size_t>(P) * 4, 0.5f), matches(P, kNegative), labels{C - 1}, random(seed) {}
+
+  void make_positive(int p) { matches[p] = 0, ++positives; }
+  // Row p's other logits drawn at random in [-3, 0], so exp_bound errs by different amounts in different rows, and
+  // x[0] (the background class every negative is scored on) set so that the row's CE is `ce`: CE = log1p(S e^-x[0]),
+  // S the sum of the other logits' exps. With `x0`, x[0] is that instead.
+  void set_row(int p, double ce, std::optional<float> x0 = std::nullopt) {
+    std::uniform_real_distribution<float> other(-3.0f, 0.0f);
+    float* x = conf.data() + static_cast<size_t>(p) * C;
+    double sum = 0;
+    for (int c = 1; c < C; ++c) sum += std::exp(static_cast<double>(x[c] = other(random)));
+    x[0] = x0 ? *x0 : static_cast<float>(std::log(sum) - std::log(std::expm1(ce)));
+  }
+  simd::ImageLossInputs inputs() const {
+    simd::ImageLossInputs in;
+    in.num_priors = P;
+    in.num_classes = C;
+    in.conf = conf.data();
+    in.loc = loc.data();
+    in.matches = matches.data();
+    in.labels = labels.data();
+    in.targets = targets.data();
+    in.positives = positives;
+    in.batch_positives = positives;
+    return in;
+  }
+};
+
 // Rows whose CEs lie 1e-6 apart, far closer than exp_bound's error, around the K-th hardest negative: only the
 // cut's margin keeps a row the exact CEs would mine from being skipped on its bound. At C=16 each of the 16 lanes
 // holds one logit, so lower and upper bounds meet and the margin is all there is; C=4 takes the column-wise bounds
@@ -437,35 +492,16 @@ TEST(SimdLoss, MiningBoundsKeepNearTiesAtTheCut) {
   const int P = 1024;
   for (auto [C, positive_every] : {std::pair{4, 64}, {16, 64}, {21, 64}, {21, 128}, {32, 128}, {40, 128}}) {
     SCOPED_TRACE("C = " + std::to_string(C) + ", a positive every " + std::to_string(positive_every) + " rows");
-    std::vector<float> conf(static_cast<size_t>(P) * C), loc(static_cast<size_t>(P) * 4, 0.25f),
-        targets(static_cast<size_t>(P) * 4, 0.5f);
-    std::vector<int32_t> matches(P, kNegative);
-    const std::vector<int32_t> labels = {C - 1};
-    int positives = 0, non_ignored = 0;
-    std::mt19937 random(7);
-    std::uniform_real_distribution<float> other(-3.0f, 0.0f);
+    SyntheticImage image(P, C, 7);
+    int non_ignored = 0;
     for (int p = 0; p < P; ++p) {
-      float* x = conf.data() + static_cast<size_t>(p) * C;
-      // Random other logits, so exp_bound errs by different amounts in different rows, and x[0] (the background
-      // class every negative is scored on) set so the row's CE is 2 + 1e-6 (p % 97): CE = log1p(S e^-x[0]), S the
-      // sum of the other logits' exps. Every third row is easy instead.
-      double sum = 0;
-      for (int c = 1; c < C; ++c) sum += std::exp(static_cast<double>(x[c] = other(random)));
-      const double ce = 2.0 + 1e-6 * (p % 97);
-      x[0] = p % 3 == 0 ? 6.0f : static_cast<float>(std::log(sum) - std::log(std::expm1(ce)));
-      if (p % positive_every == 5) matches[p] = 0, ++positives;
-      non_ignored += matches[p] != kIgnored;
+      // CE 2 + 1e-6 (p % 97), every third row easy instead.
+      image.set_row(p, 2.0 + 1e-6 * (p % 97), p % 3 == 0 ? std::optional<float>(6.0f) : std::nullopt);
+      if (p % positive_every == 5) image.make_positive(p);
+      non_ignored += image.matches[p] != kIgnored;
     }
-    simd::ImageLossInputs in;
-    in.num_priors = P;
-    in.num_classes = C;
-    in.conf = conf.data();
-    in.loc = loc.data();
-    in.matches = matches.data();
-    in.labels = labels.data();
-    in.targets = targets.data();
-    in.positives = positives;
-    in.batch_positives = positives;
+    const int positives = image.positives;
+    const simd::ImageLossInputs in = image.inputs();
     const LossRun pruned = run_image_loss(config, in, true), exact = run_image_loss(config, in, false);
     EXPECT_EQ(exact.loss.exact_rows, non_ignored);
     EXPECT_LT(pruned.loss.exact_rows, non_ignored * 3 / 4) << "the easy third should be pruned";
@@ -473,6 +509,57 @@ TEST(SimdLoss, MiningBoundsKeepNearTiesAtTheCut) {
     EXPECT_TRUE(pruned.mined == exact.mined);
     EXPECT_TRUE(same_bits(pruned.grad_conf, exact.grad_conf));
     EXPECT_NEAR(pruned.loss.conf_sum, exact.loss.conf_sum, 1e-12 * exact.loss.conf_sum);
+  }
+}
+
+// Pass 1 counts only a sample of the rows into the histogram that sets the mining boundary (loss.cpp,
+// sampled_lane). With the hard negatives all among the sampled rows and fewer of them than the quota, fewer than the
+// quota clear the boundary taken from the sample: every negative must then compete, and the mined set, gradients and
+// loss stay the exact ones, on one thread and phase by phase as a split image runs. With the same hard rows among the
+// rows the sample skips, the boundary serves. Either way the cut it leads to prunes the easy rows. C=2 takes the
+// column-wise bounds, C=21 and C=81 the lane maxima.
+TEST(SimdLoss, MiningSurvivesASampleThatMisjudgesTheRows) {
+  // Rows 0 and 1 share a vector unless vectors have one lane (the portable build's scalar target).
+  if (simd::histogram_samples_row(1)) GTEST_SKIP() << "one lane a vector: every row is counted, none misjudged";
+  const Config config;
+  const int P = 2048;  // four chunks, so the split run has several
+  for (int C : {2, 21, 81}) {
+    for (bool hard_sampled : {true, false}) {
+      SCOPED_TRACE("C = " + std::to_string(C) + (hard_sampled ? ", hard rows sampled" : ", hard rows not sampled"));
+      SyntheticImage image(P, C, 11);
+      std::vector<uint8_t> is_hard(P);
+      int hard = 0;
+      // A positive every 64 rows: 32 of them, a quota of 96. 64 hard negatives: at least the boundary's share of
+      // the sample (2 x 96 / lanes + 8: 20 at 16 lanes, 56 at 4) and fewer than the quota.
+      for (int p = 0; p < P; ++p) {
+        if (p % 64 == 5)
+          image.make_positive(p);
+        else if (hard < 64 && simd::histogram_samples_row(p) == hard_sampled)
+          ++hard, is_hard[p] = 1;
+      }
+      ASSERT_EQ(hard, 64);
+      // CEs about 10 for the hard rows and 5 for every eighth row, where the cut falls; the rest are easy, their
+      // upper bounds (1.8 at most here: the lane maxima are loose where x[0] is the row's max) below the cut.
+      for (int p = 0; p < P; ++p) {
+        const bool easy = !is_hard[p] && p % 8 != 3;
+        image.set_row(p, is_hard[p] ? 10.0 + 1e-3 * (p % 13) : 5.0 + 1e-3 * (p % 29),
+                      easy ? std::optional<float>(12.0f) : std::nullopt);
+      }
+      const int positives = image.positives;
+      const simd::ImageLossInputs in = image.inputs();
+      const LossRun exact = run_image_loss(config, in, false);
+      for (bool split : {false, true}) {
+        SCOPED_TRACE(split ? "split into chunks" : "whole image");
+        const LossRun pruned = run_image_loss(config, in, true, split);
+        EXPECT_EQ(pruned.sample_missed, hard_sampled);
+        EXPECT_LT(pruned.loss.exact_rows, P / 4) << "the easy rows should be pruned";
+        EXPECT_EQ(pruned.loss.mined, 3 * positives);
+        EXPECT_TRUE(pruned.mined == exact.mined);
+        EXPECT_TRUE(same_bits(pruned.grad_conf, exact.grad_conf));
+        EXPECT_TRUE(same_bits(pruned.grad_loc, exact.grad_loc));
+        EXPECT_NEAR(pruned.loss.conf_sum, exact.loss.conf_sum, 1e-12 * exact.loss.conf_sum);
+      }
+    }
   }
 }
 
