@@ -144,7 +144,7 @@ class SimdPlan final : public Plan {
       // Forward + backward, batch 1, 2 threads, alternated binaries on the AVX-512 Zen 5, median of the rounds'
       // best: C=21 0.0695 -> 0.0598 ms (one thread: 0.066), C=81 0.114 -> 0.099, SSD512 C=21 0.175 -> 0.154.
       const int chunks = loss_chunks(shape_.num_priors);
-      const int units = B * chunks;
+      const int units = static_cast<int>(split_units(shape_));
       for (int b = 0; b < B; ++b) items_left_[b].store(chunks + 1, std::memory_order_relaxed);
       for (int u = 0; u < 2 * units; ++u) unit_claimed_[u].store(false, std::memory_order_relaxed);
       pool_.run_phases(
