@@ -530,7 +530,7 @@ TEST(SimdLoss, MiningSurvivesASampleThatMisjudgesTheRows) {
       std::vector<uint8_t> is_hard(P);
       int hard = 0;
       // A positive every 64 rows: 32 of them, a quota of 96. 64 hard negatives: at least the boundary's share of
-      // the sample (2 x 96 / lanes + 8: 20 at 16 lanes, 56 at 4) and fewer than the quota.
+      // the sample (s + 3 sqrt(s) + 8 for s = 96 / lanes: 22 at 16 lanes, 47 at 4) and fewer than the quota.
       for (int p = 0; p < P; ++p) {
         if (p % 64 == 5)
           image.make_positive(p);
