@@ -643,8 +643,9 @@ ChunkRange chunk_range(int num_priors, int chunk) {
 // negatives' CEs; a negative whose upper bound is below the K-th largest lower bound cannot be among them, so its
 // exact CE (an exp per logit) is never computed. On SSD300/COCO-like logits that skips ~95% of the rows.
 // `matched`: the image's matches are known, so the bounds of rows that are not negatives are zeroed, the negatives
-// counted and the lower bounds counted into the histogram as they are formed (an image on one thread). Otherwise
-// (an image split across threads, its pass 1 running beside its matching) select_impl does that afterwards.
+// counted and a sample of the lower bounds (sampled_lane) counted into the histogram as they are formed (an image on
+// one thread). Otherwise (an image split across threads, its pass 1 running beside its matching) select_impl does
+// that afterwards.
 template <bool kCheck, int kVectors>
 void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched,
                  bool fold_allowed) {
