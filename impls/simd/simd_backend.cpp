@@ -52,7 +52,7 @@ class SimdPlan final : public Plan {
         split_(splits_images(shape, threads)),
         items_left_(split_ ? std::make_unique<std::atomic<int>[]>(static_cast<size_t>(shape.batch)) : nullptr),
         unit_claimed_(split_ ? std::make_unique<std::atomic<bool>[]>(2 * split_units(shape)) : nullptr),
-        image_matched_(split_ ? nullptr : std::make_unique<std::atomic<bool>[]>(static_cast<size_t>(shape.batch))),
+        image_pairs_(split_ ? nullptr : std::make_unique<ImagePool::PairSlot[]>(static_cast<size_t>(shape.batch))),
         pool_(threads) {
     const int scratch = std::min(threads, shape.batch);  // split_: one per image in flight, else one per thread
     match_scratch_.reserve(scratch);
@@ -88,7 +88,6 @@ class SimdPlan final : public Plan {
                                     encode ? out.targets.data() + b * P * 4 : nullptr,
                                     match_scratch_[split_ ? b : worker]);
       flush_streaming_stores();  // the targets' zeros must be visible to whichever thread reads them next
-      if (!split_) image_matched_[b].store(true, std::memory_order_release);
     };
     int64_t batch_positives = 0;  // N, for the gradients
     auto inputs = [&](int b, Known known) {
@@ -124,15 +123,18 @@ class SimdPlan final : public Plan {
       // Pass 1 and the mining cut need only the image's own matches, so an image's loss starts as soon as its
       // matching has ended, beside the other images' matching; only the rest (the gradients) waits for N. Waiting
       // for every image's matching first cost the thread that finished its share early the rest of the matching
-      // (SSD300, C=2, batch 8, 2 threads: 18 us of a 319 us run, traced).
-      for (int b = 0; b < B; ++b) image_matched_[b].store(false, std::memory_order_relaxed);
-      pool_.run_phases(B, match, add_positives, B, [&](int b, int worker, const auto& wait_for_matching) {
-        while (!image_matched_[b].load(std::memory_order_acquire)) std::this_thread::yield();
+      // (SSD300, C=2, batch 8, 2 threads: 18 us of a 319 us run, traced). An image's loss runs on the thread that
+      // matched it where it can (run_pairs): traced on a 2-vCPU Zen 5 while its vCPUs sat far apart (a cache line's
+      // round trip 400 ns), pass 1 of an image took 21-23 us after its matching on the same thread and 25-27 us
+      // after it on the other; forward + backward, SSD300, batch 8, 2 threads, median run, alternated binaries, 3
+      // rounds: C=2 0.199 -> 0.162 ms. With the vCPUs close (170 ns) the two read the same.
+      auto loss = [&](int b, int worker, const auto& wait_for_matching) {
         image_loss_bounds(config_, inputs(b, Known::matches), outputs(b), loss_scratch_[worker]);
         wait_for_matching();
         image_loss_[b] = image_loss_rest(config_, inputs(b, Known::all), outputs(b), loss_scratch_[worker]);
         flush_streaming_stores();
-      });
+      };
+      pool_.run_pairs({image_pairs_.get(), static_cast<size_t>(B)}, match, add_positives, loss);
     } else {
       // Items are the images' matching, then one (image, chunk) unit each for pass 1 and again for pass 2: pass 1
       // reads no match, so it runs beside the matching (on batch-1, matching alone is about a seventh of the time).
@@ -239,7 +241,7 @@ class SimdPlan final : public Plan {
   const bool split_;                                // fewer images than threads: the loss is split by chunks
   std::unique_ptr<std::atomic<int>[]> items_left_;  // [B] split_ only: the image's items not yet done in this pool run
   std::unique_ptr<std::atomic<bool>[]> unit_claimed_;  // [2][B * chunks] split_ only: claim_unit's flags, per pass
-  std::unique_ptr<std::atomic<bool>[]> image_matched_;  // [B] !split_ only: the image's matching has ended this run
+  std::unique_ptr<ImagePool::PairSlot[]> image_pairs_;  // [B] !split_ only: the image's matching and loss this run
   std::vector<MatchScratch> match_scratch_;  // split_: one per image, else one per thread
   std::vector<LossScratch> loss_scratch_;    // likewise
   ImagePool pool_;                           // last: its workers stop before the scratch goes away
@@ -280,7 +282,7 @@ class SimdBackend final : public Backend {
     const uint64_t loss = LossScratch::bytes(shape.num_priors);
     const int threads = threads_for(shape, options);
     const bool split = splits_images(shape, threads);
-    const uint64_t counters = split ? sizeof(std::atomic<int>) : sizeof(std::atomic<bool>);
+    const uint64_t counters = split ? sizeof(std::atomic<int>) : sizeof(ImagePool::PairSlot);
     const uint64_t claims = split ? 2 * split_units(shape) * sizeof(std::atomic<bool>) : 0;
     const uint64_t images = static_cast<uint64_t>(shape.batch) * (sizeof(ImageMatch) + sizeof(ImageLoss) + counters);
     const uint64_t scratch = static_cast<uint64_t>(std::min(threads, shape.batch));

@@ -386,6 +386,62 @@ TEST(SimdImagePool, SecondItemsSeeEveryFirstItemAndBetweenOnceTheyWait) {
   }
 }
 
+// The plan's whole-image runs rest on this: an image's loss starts only once its own matching has ended, each pair's
+// halves run once, between() once after every first half. Uneven first halves let a worker run out of them while
+// another is still in one, so some second halves are taken across threads.
+TEST(SimdImagePool, PairsRunTheirSecondHalfAfterTheirFirstOnce) {
+  for (int threads : {1, 2, 4}) {
+    simd::ImagePool pool(threads);
+    for (int count : {0, 1, 3, 8}) {
+      std::vector<simd::ImagePool::PairSlot> slots(static_cast<size_t>(count));
+      for (int round = 0; round < 20; ++round) {
+        std::vector<std::atomic<int>> first_runs(slots.size()), second_runs(slots.size());
+        std::vector<std::atomic<bool>> first_ended(slots.size());
+        std::atomic<int> between_runs{0}, early_seconds{0}, other_workers{0};
+        std::vector<std::atomic<int>> first_worker(slots.size());
+        pool.run_pairs(
+            slots,
+            [&](int i, int worker) {
+              volatile double x = 0;
+              for (int k = 0; k < (i % 3) * 20000; ++k) x = x + k;
+              first_worker[static_cast<size_t>(i)].store(worker);
+              first_runs[static_cast<size_t>(i)].fetch_add(1);
+              first_ended[static_cast<size_t>(i)].store(true);
+            },
+            [&] { between_runs.fetch_add(1); },
+            [&](int i, int worker, const auto& wait_for_first) {
+              if (!first_ended[static_cast<size_t>(i)].load()) early_seconds.fetch_add(1);
+              if (first_worker[static_cast<size_t>(i)].load() != worker) other_workers.fetch_add(1);
+              wait_for_first();
+              second_runs[static_cast<size_t>(i)].fetch_add(1);
+            });
+        for (auto& r : first_runs) EXPECT_EQ(r.load(), 1);
+        for (auto& r : second_runs) EXPECT_EQ(r.load(), 1);
+        EXPECT_EQ(between_runs.load(), 1);
+        EXPECT_EQ(early_seconds.load(), 0) << threads << " threads, " << count << " pairs";
+        if (threads == 1) {
+          EXPECT_EQ(other_workers.load(), 0);
+        }
+      }
+    }
+  }
+}
+
+// Which second half a worker takes: its own pairs' first, lowest first, then the others' from the top down, so the
+// thread that ran a pair's first half (and holds what it wrote in its cache) runs the second where it can.
+TEST(SimdImagePool, ClaimsItsOwnPairsFirstThenTheOthersFromTheTop) {
+  std::vector<simd::ImagePool::PairSlot> slots(6);
+  const int first_worker[6] = {0, 1, 0, 1, 0, -1};  // -1: a first half whose worker has not been noted yet
+  for (size_t i = 0; i < slots.size(); ++i) slots[i].first_worker.store(first_worker[i]);
+  EXPECT_EQ(simd::ImagePool::claim_second(slots, 0), 0);
+  EXPECT_EQ(simd::ImagePool::claim_second(slots, 1), 1);
+  EXPECT_EQ(simd::ImagePool::claim_second(slots, 0), 2);
+  EXPECT_EQ(simd::ImagePool::claim_second(slots, 0), 4);
+  EXPECT_EQ(simd::ImagePool::claim_second(slots, 0), 5);  // none of its own left: the top
+  EXPECT_EQ(simd::ImagePool::claim_second(slots, 0), 3);
+  for (const auto& slot : slots) EXPECT_TRUE(slot.second_claimed.load());
+}
+
 // The mining bounds use exp_bound, an exp good to 1.06e-4 relative; the cut's margin in the loss is sized on that
 // figure, so it is checked here on a dense sweep of every t the bounds can give it.
 TEST(SimdRowMath, ExpBoundStaysWithinItsStatedError) {
