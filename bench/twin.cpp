@@ -66,9 +66,20 @@ struct TrafficTwin::Impl {
   simd::ImagePool pool;
   std::vector<int64_t> positive_rows, mined_rows;  // flat row indices b * P + p, ascending
   std::vector<float> sink;                          // one cache line per worker: keeps every load live
+  // An item's matching and loss, paired as the backend pairs an image's (ImagePool::run_pairs): one pool run, the
+  // loss on the thread that matched where it can.
+  std::unique_ptr<simd::ImagePool::PairSlot[]> pairs;
 
   Impl(const ProblemShape& s, int total_ground_truths, int t)
-      : shape(s), threads(t), out(s, total_ground_truths), pool(t), sink(static_cast<size_t>(t) * 16) {}
+      : shape(s),
+        threads(t),
+        out(s, total_ground_truths),
+        pool(t),
+        sink(static_cast<size_t>(t) * 16),
+        pairs(std::make_unique<simd::ImagePool::PairSlot[]>(static_cast<size_t>(items()))) {}
+
+  int pieces() const { return shape.batch >= threads ? 1 : (threads + shape.batch - 1) / shape.batch; }
+  int items() const { return shape.batch * pieces(); }
 
   // The rows of `rows` within [r0, r1).
   static std::span<const int64_t> within(const std::vector<int64_t>& rows, int64_t r0, int64_t r1) {
@@ -130,30 +141,34 @@ struct TrafficTwin::Impl {
   }
 
   // Items of work: whole images when there are at least as many as threads (the backend's split), else each image
-  // cut into threads / B pieces so every thread has work.
+  // cut into threads / B pieces so every thread has work. Calls segment(b, p0, p1, acc) for the item's rows.
   template <class Segment>
-  void for_each_item(Segment&& segment) {
-    const int B = shape.batch;
+  void run_item(int item, int worker, Segment&& segment) {
     const int64_t P = shape.num_priors;
-    const int pieces = B >= threads ? 1 : (threads + B - 1) / B;
-    const int64_t per_piece = (P + pieces - 1) / pieces;
-    pool.run(B * pieces, [&](int item, int worker) {
-      const int b = item / pieces;
-      const int64_t p0 = (item % pieces) * per_piece, p1 = std::min(P, p0 + per_piece);
-      const DF d;
-      VF acc = hn::LoadU(d, sink.data() + worker * 16);
-      if (p0 < p1) segment(b, p0, p1, acc);
-      hn::StoreU(acc, d, sink.data() + worker * 16);
-      simd::flush_streaming_stores();
-    });
+    const int64_t per_piece = (P + pieces() - 1) / pieces();
+    const int b = item / pieces();
+    const int64_t p0 = (item % pieces()) * per_piece, p1 = std::min(P, p0 + per_piece);
+    const DF d;
+    VF acc = hn::LoadU(d, sink.data() + worker * 16);
+    if (p0 < p1) segment(b, p0, p1, acc);
+    hn::StoreU(acc, d, sink.data() + worker * 16);
+    simd::flush_streaming_stores();
   }
 
   void replay(const GroundTruthView& gt, const PredictionView& pred, std::span<const float> priors, Stage stage) {
-    const bool encode = stage >= Stage::encode;
-    for_each_item([&](int b, int64_t p0, int64_t p1, VF& acc) { match_segment(gt, priors, encode, b, p0, p1, acc); });
-    if (stage < Stage::forward) return;
-    const bool backward = stage >= Stage::backward;
-    for_each_item([&](int b, int64_t p0, int64_t p1, VF& acc) { loss_segment(pred, backward, b, p0, p1, acc); });
+    const bool encode = stage >= Stage::encode, backward = stage >= Stage::backward;
+    auto match = [&](int item, int worker) {
+      run_item(item, worker, [&](int b, int64_t p0, int64_t p1, VF& acc) {
+        match_segment(gt, priors, encode, b, p0, p1, acc);
+      });
+    };
+    auto loss = [&](int item, int worker, const auto&) {
+      run_item(item, worker, [&](int b, int64_t p0, int64_t p1, VF& acc) {
+        loss_segment(pred, backward, b, p0, p1, acc);
+      });
+    };
+    if (stage < Stage::forward) return pool.run(items(), match);
+    pool.run_pairs({pairs.get(), static_cast<size_t>(items())}, match, [] {}, loss);
   }
 };
 

@@ -1,7 +1,9 @@
 // The same-traffic twin of a benchmark (issue 10): it reads the bytes a stage of the simd backend reads and writes
 // the bytes it writes, with the same kind of stores (zeros streamed past the cache, then ordinary stores over the
-// rows that get values), on the backend's own thread pool, and does no math. Time over twin is a roofline that needs
-// no model of the machine: 1.0 means the stage costs what its memory traffic costs on this machine at that moment.
+// rows that get values), on the backend's own thread pool with the stage's pairing of an image's matching and loss
+// (one pool run, the loss on the matching's thread where it can), and does no math. Time over twin is a roofline
+// that needs no model of the machine: 1.0 means the stage costs what its memory traffic costs on this machine at
+// that moment.
 // Also the compute ceilings the issue asks for where a stage is not memory bound, measured the same way.
 #pragma once
 
