@@ -534,11 +534,11 @@ HWY_INLINE uint32_t ce_bucket(float ce) {
   return bits >> (32 - kHistogramBits);
 }
 
-// Pass 1 counts one row of each vector of rows into the histogram, not all of them: the 16 increments a vector, each
-// fed by a lane extraction, were pass 1's hottest instructions at C=2 (perf on classes-2, one thread: 44% of the
-// samples in bounds_impl, most on vpextrd). The sampled lane turns with the vector, so that with A boxes a location
-// (A = 4 or 6 on SSD) the sample holds every box shape, not one. The sample only picks which negatives compete
-// (select_impl); a sample that misjudges them costs a second scan, never a different result.
+// The histogram counts one row of each vector of rows, not all of them: the 16 increments a vector, each fed by a lane
+// extraction, were pass 1's hottest instructions at C=2 (perf on classes-2, one thread: 44% of the samples in
+// bounds_impl, most on vpextrd). The sampled lane turns with the vector, so that with A boxes a location (A = 4 or 6
+// on SSD) the sample holds every box shape, not one. The sample only picks which negatives compete (select_impl); a
+// sample that misjudges them costs a second scan, never a different result.
 HWY_INLINE size_t sampled_lane(size_t first_row) {
   // A constant on fixed-width targets: hn::Lanes was a division at run time there.
   const size_t lanes = HWY_HAVE_SCALABLE ? hn::Lanes(DF()) : hn::MaxLanes(DF());
@@ -642,10 +642,9 @@ ChunkRange chunk_range(int num_priors, int chunk) {
 // the chunk's gradient rows, group by group, so the writes overlap the reads. Mining needs only the K hardest
 // negatives' CEs; a negative whose upper bound is below the K-th largest lower bound cannot be among them, so its
 // exact CE (an exp per logit) is never computed. On SSD300/COCO-like logits that skips ~95% of the rows.
-// `matched`: the image's matches are known, so the bounds of rows that are not negatives are zeroed, the negatives
-// counted and a sample of the lower bounds (sampled_lane) counted into the histogram as they are formed (an image on
-// one thread). Otherwise (an image split across threads, its pass 1 running beside its matching) select_impl does
-// that afterwards.
+// `matched`: the image's matches are known, so the bounds of rows that are not negatives are zeroed and the
+// negatives counted as they are formed (an image on one thread). Otherwise (an image split across threads, its pass 1
+// running beside its matching) select_impl does that afterwards.
 template <bool kCheck, int kVectors>
 void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched,
                  bool fold_allowed) {
@@ -682,7 +681,6 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   float* const row_max = s.row_max.data();
   float* const lower_out = s.lower.data();
   float* const upper_out = s.upper.data();
-  uint32_t* const histogram = s.histogram.data();
   // The prefetch runs past the chunk into the image's next rows, which the next chunk (on this thread or another)
   // reads soon.
   const char* conf_end = reinterpret_cast<const char*>(in.conf + static_cast<size_t>(P) * C);
@@ -733,7 +731,7 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
     probe = group_probe;
   };
   // Each group's bounds are formed one group behind its loads and maxima, so that the chain of one group's
-  // log1p, stores and histogram overlaps the next group's loads (SSD300, batch 8, forward, one thread, best of
+  // log1p and stores overlaps the next group's loads (SSD300, batch 8, forward, one thread, best of
   // 800-1000 runs, alternated binaries: C=2 0.320 -> 0.268 ms, C=81 1.43 -> 1.37, C=21 0.767 -> 0.757).
   if (c0 < c1) start_group(c0, groups[0]);
   for (int p0 = c0, current = 0; p0 < c1; p0 += kRowGroup, current ^= 1) {
@@ -770,13 +768,6 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
       hn::StoreU(upper, d, upper_out + p);
       bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
       negatives += static_cast<int32_t>(hn::CountTrue(d, negative));
-      if (matched) {
-        // Taken from the register, and only within the chunk (the lanes past its last row hold no row).
-        const size_t j = sampled_lane(static_cast<size_t>(p));
-        const float sampled =
-            hn::GetLane(hn::TableLookupLanes(lower, hn::IndicesFromVec(d, hn::Set(di, static_cast<int32_t>(j)))));
-        if (j < static_cast<size_t>(rows - k)) ++histogram[ce_bucket(sampled)];
-      }
     }
   }
   r.negatives = matched ? negatives : 0;
@@ -803,12 +794,11 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
   }
   if (s.failed) return;
   if (!matched) {
-    // What bounds_impl does with the matches known, on the same values, so the bounds, the count and the histogram
-    // come out the same.
+    // What bounds_impl does with the matches known, on the same values, so the bounds and the count come out the
+    // same.
     const DF d;
     const hn::RebindToSigned<DF> di;
     const size_t lanes = hn::Lanes(d);
-    std::fill(s.histogram.begin(), s.histogram.end(), 0u);
     VF bound_probe = hn::Zero(d);
     for (int p = 0; p < P; p += static_cast<int>(lanes)) {
       const auto valid = hn::FirstN(di, static_cast<size_t>(P - p));
@@ -820,8 +810,6 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
       hn::StoreU(upper, d, s.upper.data() + p);
       bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
       negatives += static_cast<int64_t>(hn::CountTrue(d, negative));
-      const size_t j = sampled_lane(static_cast<size_t>(p));
-      if (static_cast<size_t>(p) + j < static_cast<size_t>(P)) ++s.histogram[ce_bucket(s.lower[p + j])];
     }
     bounds_finite = hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
   }
@@ -842,6 +830,14 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
     // collected 2K and more: objects-30 and objects-100 took 1-2 % longer.) Lower bounds are >= 0, so their buckets
     // compare as signed integers.
     const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+    // The sample, read back from the stored bounds: counted in pass 1 from the register, its lane extraction and
+    // increment sat on the chain from each vector's log1p to its stores (forward + backward, SSD300, batch 8, C=2,
+    // alternated, median run: one thread 0.263 -> 0.244 ms, two 0.160 -> 0.145; C=21 and C=81 within the noise).
+    std::fill(s.histogram.begin(), s.histogram.end(), 0u);
+    for (int64_t p = 0; p < P; p += lanes) {
+      const int64_t j = static_cast<int64_t>(sampled_lane(static_cast<size_t>(p)));
+      if (p + j < P) ++s.histogram[ce_bucket(s.lower[static_cast<size_t>(p + j)])];
+    }
     size_t count = 0;
     auto collect = [&](uint32_t boundary) {
       count = 0;
@@ -1162,7 +1158,6 @@ ImageLoss loss_finish(const Config& config, const ImageLossInputs& in, const Ima
 void image_loss_bounds(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
                        LossScratch& scratch) {
   const int chunks = loss_chunks(in.num_priors);
-  std::fill(scratch.histogram.begin(), scratch.histogram.end(), 0u);
   // The quota with every row a negative (the negatives are counted in pass 1): at least the image's own.
   const bool fold = fold_lanes_for(core::mining_quota(in.positives, in.num_priors, config.neg_pos_ratio,
                                                       config.min_negatives_per_image),

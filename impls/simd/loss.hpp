@@ -102,12 +102,12 @@ struct ImageLossOutputs {
   float* grad_loc = nullptr;     // [P][4], likewise
 };
 
-// Whether pass 1 counts row `prior` into the histogram that sets the mining boundary: it counts one row of each
-// vector of rows (loss.cpp, sampled_lane). For tests that build rows the sample misjudges.
+// Whether the histogram that sets the mining boundary counts row `prior`: it counts one row of each vector of rows
+// (loss.cpp, sampled_lane). For tests that build rows the sample misjudges.
 bool histogram_samples_row(int prior);
 
-// The whole image on the calling thread: every chunk of pass 1 (the histogram filled as it goes), loss_select, every
-// chunk of pass 2, loss_finish.
+// The whole image on the calling thread: every chunk of pass 1 (the negatives masked and counted as it goes),
+// loss_select, every chunk of pass 2, loss_finish.
 ImageLoss image_loss(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
                      LossScratch& scratch);
 
