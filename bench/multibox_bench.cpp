@@ -109,6 +109,8 @@ void fail(benchmark::State& state, const std::string& what, const Status& status
 // 64 MiB each (capped by --multibox_stream_mib, which the smoke test lowers to stay quick), well past the LLC.
 constexpr size_t kProbeMaxArrayBytes = size_t{64} << 20;
 constexpr int kProbeTrials = 3;
+// Round trips of a cache line between two pinned threads per trial of core_round_trip_ns: ~1 ms a trial at 400 ns.
+constexpr int kRoundTripBounces = 2000;
 // The roofline comes from paired runs after the timed loop: one run of the stage and one replay of its twin, the
 // order alternating from pair to pair, each pair's time over twin taken and the median of those ratios reported. On
 // a shared VM whose speed drifts within seconds, a ratio of two runs milliseconds apart cancels the drift that a twin
@@ -265,6 +267,8 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
     }
   }
   const double copy_after = has_roofline ? probe.copy_gb_per_s(kProbeTrials) : 0;
+  // Where the threads run, right after the pairs: their times moved with it within one run (stream.hpp).
+  const double round_trip_ns = has_roofline && threads >= 2 ? core_round_trip_ns(kRoundTripBounces, 3) : 0;
 
   using benchmark::Counter;
   const ProblemShape& shape = w.shape;
@@ -307,6 +311,7 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
     // stores. Timed here rather than derived from Google Benchmark's figure so the console shows plain ratios.
     const double copy_gb_per_s = 0.5 * (copy_before + copy_after);
     state.counters["stream_GBps"] = copy_gb_per_s;
+    if (round_trip_ns > 0) state.counters["core_rt_ns"] = round_trip_ns;
     if (!pair_ratios.empty()) {
       state.counters["twin_ms"] = median(pair_twins) * 1e3;
       state.counters["roofline"] = median(pair_ratios);
@@ -601,6 +606,8 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("stream_triad_GBps", fmt::format("{:.2f}", stream.triad_gb_per_s));
   benchmark::AddCustomContext("stream_threads", std::to_string(stream.threads));
   benchmark::AddCustomContext("stream_array_MiB", std::to_string(stream.array_bytes >> 20));
+  if (const double rt = core_round_trip_ns(kRoundTripBounces, 5); rt > 0)
+    benchmark::AddCustomContext("core_round_trip_ns", fmt::format("{:.0f}", rt));
   std::string backends;
   for (const Backend* b : all_backends()) {
     const Status s = b->available();

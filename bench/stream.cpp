@@ -1,9 +1,15 @@
 #include "stream.hpp"
 
 #include <omp.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <thread>
+#include <vector>
 
 namespace multibox::bench {
 namespace {
@@ -83,6 +89,56 @@ double CopyProbe::copy_gb_per_s(int trials) {
     best = std::min(best, omp_get_wtime() - t0);
   }
   return 2.0 * sizeof(double) * static_cast<double>(n_) / best / 1e9;
+}
+
+double core_round_trip_ns(int bounces, int trials) {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 0;
+  int cpus[2], found = 0;
+  for (int c = 0; c < CPU_SETSIZE && found < 2; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus[found++] = c;
+  }
+  if (found < 2) return 0;
+  auto pin = [](pthread_t thread, int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return pthread_setaffinity_np(thread, sizeof one, &one) == 0;
+  };
+  cpu_set_t caller;
+  if (pthread_getaffinity_np(pthread_self(), sizeof caller, &caller) != 0 || !pin(pthread_self(), cpus[0])) return 0;
+  // One line, bounced: the caller writes odd values, the partner answers with the next even one. `ready` says
+  // whether the partner got its CPU (1) or not (-1), so neither side can wait for the other forever.
+  alignas(64) std::atomic<int64_t> line{0};
+  alignas(64) std::atomic<int> ready{0};
+  const int64_t rounds = static_cast<int64_t>(bounces) * trials;
+  std::thread partner([&] {
+    const bool pinned = pin(pthread_self(), cpus[1]);
+    ready.store(pinned ? 1 : -1, std::memory_order_release);
+    if (!pinned) return;
+    for (int64_t i = 0; i < rounds; ++i) {
+      while (line.load(std::memory_order_acquire) != 2 * i + 1) {
+      }
+      line.store(2 * i + 2, std::memory_order_release);
+    }
+  });
+  while (ready.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+  std::vector<double> times;
+  for (int t = 0; t < trials && ready.load(std::memory_order_relaxed) == 1; ++t) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int64_t i = static_cast<int64_t>(t) * bounces; i < static_cast<int64_t>(t + 1) * bounces; ++i) {
+      line.store(2 * i + 1, std::memory_order_release);
+      while (line.load(std::memory_order_acquire) != 2 * i + 2) {
+      }
+    }
+    times.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() /
+                    bounces);
+  }
+  partner.join();
+  pthread_setaffinity_np(pthread_self(), sizeof caller, &caller);
+  if (times.empty()) return 0;
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace multibox::bench

@@ -42,4 +42,12 @@ class CopyProbe {
   std::unique_ptr<double[]> a_, c_;
 };
 
+// How far apart two of this process's CPUs are: the round trip of a cache line bounced between two threads pinned to
+// the first two CPUs it may run on, in ns, the median of `trials` runs of `bounces` round trips; 0 when it may run
+// on only one CPU. On the 2-vCPU VMs this project is measured on the hypervisor moves the vCPUs: 170 ns at some
+// times and 400-490 ns at others (2026-12-03), and the 2-thread times of the small benchmarks moved with it (SSD300,
+// batch 8, C=2, forward + backward: 0.137 ms against 0.16-0.20 ms), so a run's ratios and times carry this figure.
+// The calling thread's CPU affinity is restored before it returns.
+double core_round_trip_ns(int bounces, int trials);
+
 }  // namespace multibox::bench

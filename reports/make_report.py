@@ -177,6 +177,14 @@ class Report:
         lines.append(f"- memory bandwidth measured in the same process (STREAM-style, {c.get('stream_threads', '?')} "
                      f"threads, 3 x {c.get('stream_array_MiB', '?')} MiB): copy {c.get('stream_copy_GBps', '?')} GB/s, "
                      f"triad {c.get('stream_triad_GBps', '?')} GB/s at start-up")
+        trips = sorted(v for v in (r.counter("core_rt_ns") for r in self.results.values()) if v)
+        if "core_round_trip_ns" in c or trips:
+            across = f"; {trips[0]:.0f}-{trips[-1]:.0f} ns around the 2-thread benchmarks" if trips else ""
+            lines.append(f"- how far apart the first two CPUs are: a cache line's round trip between two threads "
+                         f"pinned to them, {c.get('core_round_trip_ns', '?')} ns at start-up{across} (core_rt_ns). "
+                         f"The 2-vCPU VMs this project is measured on read 170 ns at some times and 400-490 ns at "
+                         f"others, the hypervisor moving the vCPUs, and the small points' 2-thread times ran up to "
+                         f"30 % longer at the latter: 2-thread figures from either side of that gap do not compare")
         per_benchmark = any(r.counter("stream_GBps") for r in self.results.values())
         if any(r.counter("twin_ms") for r in self.results.values()):
             lines.append("- roofline (twin) = time / the same-traffic twin's time: a replay of the bytes the stage "
