@@ -107,33 +107,41 @@ double core_round_trip_ns(int bounces, int trials) {
   };
   cpu_set_t caller;
   if (pthread_getaffinity_np(pthread_self(), sizeof caller, &caller) != 0 || !pin(pthread_self(), cpus[0])) return 0;
-  // One line, bounced: the caller writes odd values, the partner answers with the next even one. `ready` says
-  // whether the partner got its CPU (1) or not (-1), so neither side can wait for the other forever.
+  // One line, bounced: the caller writes odd values, the partner answers with the next even one, until the caller
+  // writes -1. `ready` says whether the partner got its CPU (1) or not (-1), so neither side can wait for the other
+  // forever. A trial stops after kTrialBudget even if short of `bounces`: with the other CPU busy (ctest -j2 runs
+  // the smoke benchmark beside other tests) a round trip can take a scheduler slice.
+  constexpr auto kTrialBudget = std::chrono::milliseconds(20);
   alignas(64) std::atomic<int64_t> line{0};
   alignas(64) std::atomic<int> ready{0};
-  const int64_t rounds = static_cast<int64_t>(bounces) * trials;
   std::thread partner([&] {
     const bool pinned = pin(pthread_self(), cpus[1]);
     ready.store(pinned ? 1 : -1, std::memory_order_release);
     if (!pinned) return;
-    for (int64_t i = 0; i < rounds; ++i) {
-      while (line.load(std::memory_order_acquire) != 2 * i + 1) {
+    for (;;) {
+      int64_t v;
+      while ((v = line.load(std::memory_order_acquire)) % 2 == 0) {
       }
-      line.store(2 * i + 2, std::memory_order_release);
+      if (v < 0) return;
+      line.store(v + 1, std::memory_order_release);
     }
   });
   while (ready.load(std::memory_order_acquire) == 0) std::this_thread::yield();
   std::vector<double> times;
+  int64_t next = 1;  // the next odd value to write
   for (int t = 0; t < trials && ready.load(std::memory_order_relaxed) == 1; ++t) {
     const auto start = std::chrono::steady_clock::now();
-    for (int64_t i = static_cast<int64_t>(t) * bounces; i < static_cast<int64_t>(t + 1) * bounces; ++i) {
-      line.store(2 * i + 1, std::memory_order_release);
-      while (line.load(std::memory_order_acquire) != 2 * i + 2) {
+    int done = 0;
+    for (; done < bounces; ++done, next += 2) {
+      line.store(next, std::memory_order_release);
+      while (line.load(std::memory_order_acquire) != next + 1) {
       }
+      if (done % 16 == 15 && std::chrono::steady_clock::now() - start > kTrialBudget) break;
     }
     times.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() /
-                    bounces);
+                    std::max(done, 1));
   }
+  line.store(-1, std::memory_order_release);
   partner.join();
   pthread_setaffinity_np(pthread_self(), sizeof caller, &caller);
   if (times.empty()) return 0;
