@@ -653,7 +653,6 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   const int c0 = range.first, c1 = range.end;  // not a structured binding: clang 14's lambdas cannot capture those
   const size_t C = static_cast<size_t>(in.num_classes);
   const DF d;
-  const hn::RebindToSigned<DF> di;
   const size_t lanes = hn::Lanes(d);
   const bool backward = out.grad_conf != nullptr;
   auto logits = [&](int p) { return in.conf + static_cast<size_t>(p) * C; };
@@ -669,7 +668,6 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   const bool by_column = C <= kColumnClasses;
   const RowTail tail = row_tail(C);
   VF probe = hn::Zero(d);
-  int32_t negatives = 0;
   VF bound_probe = hn::Zero(d);  // NaN in a lane once a bound was not finite
   ZeroStream zeros(backward ? out.grad_conf + static_cast<size_t>(c0) * C : nullptr);
   // The loc gradient's zeros too, group by group: streamed all at once at the chunk's start, they were 7% of pass 1
@@ -677,7 +675,6 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   ZeroStream loc_zeros(backward ? out.grad_loc + static_cast<size_t>(c0) * 4 : nullptr);
   // In locals: Highway's vector stores may alias anything, so through `s` and `in` the compiler reloaded each of
   // these pointers for every vector of rows (C=2: 1.8 of pass 1's 44 instructions a row, callgrind).
-  const int32_t* const matches = in.matches;
   float* const row_max = s.row_max.data();
   float* const lower_out = s.lower.data();
   float* const upper_out = s.upper.data();
@@ -745,33 +742,27 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
       loc_zeros.until(static_cast<size_t>(p0 + rows - c0) * 4);
     }
     // The bounds of the group's rows, a vector of rows at a time. The exact CE is (max - x[0]) + log1p(rest), so
-    // the bounds are formed the same way. Rows that are not negatives get a lower bound of 0: they land in the
-    // histogram's lowest bucket, which moves no boundary above it, and candidates are checked for kNegative anyway.
+    // the bounds are formed the same way. Every row gets them, a negative or not: whatever reads them checks the
+    // matches (select_impl's sample and scan, collect_rows), so pass 1 needs no match and runs the same beside the
+    // matching (a split image) as after it.
     for (int k = 0; k < rows; k += static_cast<int>(lanes)) {
       const int p = p0 + k;
       const auto valid = hn::FirstN(d, static_cast<size_t>(rows - k));
-      const auto negative =
-          matched ? hn::And(hn::RebindMask(d, hn::Eq(hn::MaskedLoad(hn::RebindMask(di, valid), di, matches + p),
-                                                     hn::Set(di, kNegative))),
-                            valid)
-                  : valid;
       const VF max = hn::Load(d, g.max + k);
       const VF base = hn::Sub(max, hn::Load(d, g.first + k));
       const VF lo = hn::Load(d, g.rest_lo + k);
-      const VF lower = hn::IfThenElseZero(negative, hn::Add(base, log1p_bound(lo)));
+      const VF lower = hn::IfThenElseZero(valid, hn::Add(base, log1p_bound(lo)));
       // Column-wise bounds are the CE itself (rest_lo == rest_hi): one log1p instead of two, the same bits (perf on
       // classes-2: the two log1p were the largest part of pass 1 once a row costs two gathers and two exps).
       const VF hi = by_column ? lo : hn::Load(d, g.rest_hi + k);
-      const VF upper = by_column ? lower : hn::IfThenElseZero(negative, hn::Add(base, log1p_bound(hi)));
+      const VF upper = by_column ? lower : hn::IfThenElseZero(valid, hn::Add(base, log1p_bound(hi)));
       hn::StoreU(max, d, row_max + p);
       hn::StoreU(lower, d, lower_out + p);
       hn::StoreU(upper, d, upper_out + p);
       bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
-      negatives += static_cast<int32_t>(hn::CountTrue(d, negative));
     }
   }
-  r.negatives = matched ? negatives : 0;
-  r.bounds_finite = !matched || hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
+  r.bounds_finite = hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
   if (backward) {
     zeros.finish(static_cast<size_t>(c1 - c0) * C);
     loc_zeros.finish(static_cast<size_t>(c1 - c0) * 4);
@@ -780,38 +771,28 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
 }
 
 // Between the passes, for the whole image: the mining quota and the cut below which a negative's upper bound rules
-// it out. `matched`: pass 1 ran with the matches known (see bounds_impl); otherwise the bounds are masked here.
-void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s, bool matched) {
+// it out. The negatives are counted here from the matches, a vector of rows at a time: pass 1 masked every row's
+// bounds by its match and counted them as it went, and a split image, whose pass 1 runs beside its matching, did that
+// here in a pass of its own over every row's bounds, 9-13 us of batch-1's 73 us on one thread while the other waited
+// (traced, twelfth round).
+void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s) {
   const int P = in.num_priors;
   int64_t negatives = 0;
   bool bounds_finite = true;
   s.failed = false;
   s.sample_missed = false;
   for (const LossChunk& r : s.chunks) {
-    negatives += r.negatives;
     bounds_finite = bounds_finite && r.bounds_finite;
     s.failed = s.failed || r.non_finite;
   }
   if (s.failed) return;
-  if (!matched) {
-    // What bounds_impl does with the matches known, on the same values, so the bounds and the count come out the
-    // same.
-    const DF d;
-    const hn::RebindToSigned<DF> di;
-    const size_t lanes = hn::Lanes(d);
-    VF bound_probe = hn::Zero(d);
-    for (int p = 0; p < P; p += static_cast<int>(lanes)) {
-      const auto valid = hn::FirstN(di, static_cast<size_t>(P - p));
-      const auto negative = hn::RebindMask(
-          d, hn::And(valid, hn::Eq(hn::MaskedLoad(valid, di, in.matches + p), hn::Set(di, kNegative))));
-      const VF lower = hn::IfThenElseZero(negative, hn::LoadU(d, s.lower.data() + p));
-      const VF upper = hn::IfThenElseZero(negative, hn::LoadU(d, s.upper.data() + p));
-      hn::StoreU(lower, d, s.lower.data() + p);
-      hn::StoreU(upper, d, s.upper.data() + p);
-      bound_probe = hn::Or(bound_probe, hn::Or(hn::Sub(lower, lower), hn::Sub(upper, upper)));
-      negatives += static_cast<int64_t>(hn::CountTrue(d, negative));
-    }
-    bounds_finite = hn::AllTrue(d, hn::Eq(bound_probe, hn::Zero(d)));
+  {
+    const hn::ScalableTag<int32_t> di;
+    for_row_vectors_in(di, 0, P, [&](int p, auto whole, auto valid) {
+      auto negative = hn::Eq(load_rows(di, whole, valid, in.matches + p), hn::Set(di, kNegative));
+      if constexpr (!decltype(whole)::value) negative = hn::And(negative, valid);
+      negatives += static_cast<int64_t>(hn::CountTrue(di, negative));
+    });
   }
   // Which negatives need their exact CE. Unchecked non-finite logits make the bounds meaningless: every negative
   // is then computed exactly, as is every one when all are mined anyway.
@@ -836,7 +817,7 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
     std::fill(s.histogram.begin(), s.histogram.end(), 0u);
     for (int64_t p = 0; p < P; p += lanes) {
       const int64_t j = static_cast<int64_t>(sampled_lane(static_cast<size_t>(p)));
-      if (p + j < P) ++s.histogram[ce_bucket(s.lower[static_cast<size_t>(p + j)])];
+      if (p + j < P && in.matches[p + j] == kNegative) ++s.histogram[ce_bucket(s.lower[static_cast<size_t>(p + j)])];
     }
     size_t count = 0;
     auto collect = [&](uint32_t boundary) {
@@ -1136,7 +1117,7 @@ void loss_bounds(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
 }
 
 void loss_select(const Config& config, const ImageLossInputs& in, LossScratch& scratch) {
-  select_impl(config, in, scratch, false);
+  select_impl(config, in, scratch);
 }
 
 void loss_exact(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch,
@@ -1166,7 +1147,7 @@ void image_loss_bounds(const Config& config, const ImageLossInputs& in, const Im
     for (int c = 0; c < chunks; ++c) bounds_for<V>(in, out, scratch, c, true, fold);
   });
   if (out.grad_conf != nullptr) flush_streaming_stores();  // the streamed zeros before the stores over some rows
-  select_impl(config, in, scratch, true);
+  select_impl(config, in, scratch);
 }
 
 ImageLoss image_loss_rest(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
