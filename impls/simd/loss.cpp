@@ -108,15 +108,51 @@ HWY_INLINE void mark_non_finite(VF& probe, VF v) { probe = hn::Or(probe, hn::Sub
 // A row's last vector, for rows of kVectors vectors (row_lane_maxima): lanes past the row are not loaded, and hold
 // -inf once `fill` is or-ed in (0 in the lanes of the row). Made once per pass: computed per row, with a branch on
 // how much of the row was left, the tail was the hottest part of pass 1 at C=21 (perf on the AVX2 EPYC).
+#if HWY_TARGET <= HWY_AVX3
+// A row of C > 16 logits as the AVX-512 bounds take it: x[0] alone in lane 0, column c >= 1 in lane 1 + (c - 1) % 15
+// (vector j >= 1 loaded from column 15 j, its lane 0 left out). With column c in lane c % 16, x[0] shared its lane,
+// and a negative whose x[0] is its maximum (most rows: confident background) carried the other columns of that lane
+// in rest's upper bound as if each were as large as x[0]: a whole 1 at C=21, 2 with the fold to 8 lanes, 5 at C=81.
+// Alone, x[0] adds nothing there, so the bounds are tighter at the same exps, and folds that lost before now gain
+// (x0_fold_stride). After the transpose lane 0 is the group's x[0], one store instead of a load and a store a row.
+// Rows of C <= 91 take as many vectors as before (C=32 and 92..96 one more). Negatives left to the exact pass, SSD300
+// batch 8 (records in reports/measured/2026-12-03-x0-lane/): C=21 2404 -> 1418 at 16 lanes, 2712 at 5; C=81 3222 ->
+// 2851 at 16; priors-tutorial 1121 -> 400. Forward + backward against c % 16, alternated binaries, 2 threads, median
+// of the rounds' best (4 x 300 runs): C=21 0.265 -> 0.241 ms, 30 objects 0.417 -> 0.391, 100 objects 0.845 -> 0.809,
+// batch 1 0.0460 -> 0.0440; C=81 at batch 32 and 8 within 1 %. Outputs byte for byte the same.
+struct X0Layout {
+  int loads;         // 1 + ceil((C - 16) / 15)
+  __mmask16 last;    // the lanes of the last vector that hold columns
+  __mmask16 at_k1;   // of vector kVectors - 1 (rows of kVectors vectors): `last` if it is the last, else lanes 1..15
+};
+inline X0Layout x0_layout(size_t C) {
+  const int vectors = static_cast<int>((C + 15) / 16);
+  X0Layout l{1, 0xFFFF, 0xFFFE};
+  if (C <= 16) return l;
+  l.loads = 1 + static_cast<int>((C - 16 + 14) / 15);
+  const size_t in_last = C - 1 - 15 * static_cast<size_t>(l.loads - 1);  // columns of the last vector, 1..15
+  l.last = static_cast<__mmask16>(((1u << in_last) - 1) << 1);
+  l.at_k1 = l.loads == vectors ? l.last : 0xFFFE;
+  return l;
+}
+#endif
+
 struct RowTail {
   hn::Mask<DF> valid;
   VF fill;
+#if HWY_TARGET <= HWY_AVX3
+  X0Layout x0;
+#endif
 };
 RowTail row_tail(size_t C) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const auto valid = hn::FirstN(d, C % N == 0 ? N : C % N);
+#if HWY_TARGET <= HWY_AVX3
+  return {valid, hn::IfThenZeroElse(valid, hn::Set(d, -HUGE_VALF)), x0_layout(C)};
+#else
   return {valid, hn::IfThenZeroElse(valid, hn::Set(d, -HUGE_VALF))};
+#endif
 }
 
 // Calls whole(i) for each whole vector of a row of C floats at offset i, then last(i, valid) for what is left,
@@ -223,13 +259,57 @@ HWY_INLINE void row_lane_maxima(const float* x, size_t C, VF& probe, VF (&mx)[kL
 // bounds per group only where they rule out every row (against a running estimate of the cut) and adding the other 8
 // exps elsewhere was slower than never folding (C=21 0.370 -> 0.409 ms): the branch went both ways. The bounds only
 // decide which rows are computed exactly, so outputs are byte-identical either way.
+// The AVX-512 path has since given x[0] a lane of its own (row_lanes_x0_alone) and folds by x0_fold_stride instead:
+// what made wide folds lose was x[0]'s lane, whose other columns counted as if each were as large as the maximum.
 template <int kVectors>
-constexpr bool kFoldLanes = HWY_TARGET <= HWY_AVX3    ? kVectors == 2
-                            : HWY_TARGET == HWY_AVX2 ? kVectors == 3 || kVectors == 4
-                                                     : false;
+constexpr bool kFoldLanes = HWY_TARGET == HWY_AVX2 ? kVectors == 3 || kVectors == 4 : false;
 
 // Whether an image may take folded bounds: its quota at most about 3% of its rows (1 in 32).
 bool fold_lanes_for(int64_t quota, int num_priors) { return quota * 32 <= num_priors; }
+
+#if HWY_TARGET <= HWY_AVX3
+// How far an image's lanes 1..15 fold (bound_rows), from its mining quota (-1: not known yet, an image split across
+// threads, whose pass 1 runs beside its matching). Fewer lanes are fewer exps a row but looser bounds, so more
+// negatives reach the exact pass; with x[0] alone in lane 0 the bounds stay useful at up to ~8 columns a lane where
+// the quota is at most 1/32 of the rows, ~2.5 where it is more (a lower cut, more rows near it). Forward + backward,
+// batch 8, one thread, alternated, best runs (ms), strides 4 / 8 / 15: C=21 0.420 / 0.436 / 0.509; C=32 0.556 /
+// 0.585 / 0.650; C=40 0.670 / 0.687 / 0.730; 30 objects (C=21, quota 6.6 %) 0.844 / 0.838 / 0.884; 100 objects
+// (19 %) 2.53 / 1.85 / 1.84; C=201 4.35 / 3.76 / 3.21; C=81 at batch 32 6.99 / 5.83 / 5.71.
+int x0_fold_stride(size_t C, int64_t quota, int num_priors) {
+  if (C <= 16) return 15;  // one column a lane: the bounds are exact
+  const double per_lane = quota >= 0 && fold_lanes_for(quota, num_priors) ? 8.0 : 2.5;
+  for (int stride : {4, 8})
+    if (static_cast<double>(C - 1) <= per_lane * stride) return stride;
+  return 15;
+}
+
+// The lane of column c, with lanes 1..15 folded to `stride` (15: none).
+inline int x0_lane(size_t c, int stride) { return c == 0 ? 0 : 1 + static_cast<int>((c - 1) % 15) % stride; }
+
+template <bool kCheck, int kVectors>
+HWY_INLINE __m512 row_lanes_x0_alone(const float* x, VF& probe, const RowTail& tail) {
+  const X0Layout& layout = tail.x0;
+  __m512 acc = _mm512_loadu_ps(x);
+  if constexpr (kCheck) mark_non_finite(probe, VF{acc});
+  // Zero-masked loads (finite for the NaN scan; a masked load does not fault past the row) and a masked max, so lane
+  // 0 and the lanes past the row keep what they hold.
+  auto take = [&](int j, __mmask16 m) {
+    const __m512 w = _mm512_maskz_loadu_ps(m, x + 15 * j);
+    if constexpr (kCheck) mark_non_finite(probe, VF{w});
+    acc = _mm512_mask_max_ps(acc, m, acc, w);
+  };
+  if constexpr (kVectors > 0) {
+    [&]<int... J>(std::integer_sequence<int, J...>) {
+      (take(J + 1, J + 2 < kVectors ? __mmask16{0xFFFE} : layout.at_k1), ...);
+    }(std::make_integer_sequence<int, kVectors - 1>{});
+    if (layout.loads > kVectors) take(kVectors, layout.last);
+  } else {
+    for (int j = 1; j + 1 < layout.loads; ++j) take(j, 0xFFFE);
+    take(layout.loads - 1, layout.last);
+  }
+  return acc;
+}
+#endif
 
 // What pass 1 knows of a group of rows: each row's maximum, x[0] and bounds on rest = sum(exp(x - max)) - 1.
 struct GroupBounds {
@@ -237,13 +317,14 @@ struct GroupBounds {
 };
 
 // For the `rows` (<= kRowGroup) rows starting at x: each row's exact maximum, and bounds on rest from its 16 lane
-// maxima alone (8 with `fold`, kFoldLanes), 16 exps per row instead of one per logit. Every lane maximum is a
+// maxima alone (AVX-512: x[0] and `fold` more, x0_fold_stride; AVX2: 8 with `fold`, kFoldLanes), 16 exps per row or
+// fewer instead of one per logit. Every lane maximum is a
 // distinct element of the row and lane l holds lane_count[l] elements, so
 //   sum_l e^(lanemax_l - max) - 1  <=  rest  <=  sum_l lane_count_l e^(lanemax_l - max) - 1.
 // Entries past `rows` are left unspecified.
 template <bool kCheck, int kVectors>
 HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane_count, GroupBounds& g, VF& probe,
-                           [[maybe_unused]] const char* prefetch_end, const RowTail& tail, [[maybe_unused]] bool fold) {
+                           [[maybe_unused]] const char* prefetch_end, const RowTail& tail, [[maybe_unused]] int fold) {
   float* const row_max = g.max;
   [[maybe_unused]] float* const rest_lo = g.rest_lo;
   [[maybe_unused]] float* const rest_hi = g.rest_hi;
@@ -253,12 +334,15 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   __m512 v[16];
   const bool singly = prefetch_rows_singly<kVectors>(C);
   for (int r = 0; r < 16; ++r) {  // rows in memory order: another order defeats the hardware prefetcher
-    VF mx[1];
     if (singly) prefetch_row_ahead<kVectors>(x + r * C, C, prefetch_end);
     const float* at = x + std::min(r, rows - 1) * C;
-    row_lane_maxima<kCheck, kVectors>(at, C, probe, mx, tail);
-    row_first[r] = *at;
-    v[r] = mx[0].raw;
+    if (kVectors == 0 && C <= 16) {
+      VF mx[1];
+      row_lane_maxima<kCheck, kVectors>(at, C, probe, mx, tail);
+      v[r] = mx[0].raw;
+    } else {
+      v[r] = row_lanes_x0_alone<kCheck, kVectors>(at, probe, tail);
+    }
   }
   // Transposed, v[l] holds lane maximum l of every row (row r in lane r), so the row maxima, the exps and both sums
   // are vertical ops on 16 rows at once. Kept as rows, they took a 16-row shuffle tree each (the maxima, the lower
@@ -267,6 +351,7 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   // One thread, forward, SSD300 batch 8, alternated binaries on a 2-vCPU AMD EPYC Zen 5: C=21 0.441 -> 0.406 ms
   // (best of 3000 runs), C=81 0.81 -> 0.69 ms (best of 1200); outputs byte-identical.
   transpose_rows(v);
+  _mm512_store_ps(row_first, v[0]);  // lane 0 holds x[0] alone
   __m512 max = v[0];
   for (int l = 1; l < 16; ++l) max = _mm512_max_ps(max, v[l]);
   _mm512_store_ps(row_max, max);
@@ -274,10 +359,11 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   // kLong: C > 16, every lane holds 1 or more elements. Otherwise each holds 0 or 1, so both sums are the
   // count-weighted one, and the lanes past a short row (at -inf, whose exp_bound is a tiny normal: an exact exp's
   // underflow in vscalefps was a microcode assist each) count 0.
-  auto sums = [&]<bool kLong, int kLanes = 16>(std::bool_constant<kLong>, std::integral_constant<int, kLanes> = {}) {
+  // Folded to kStride lanes besides lane 0 (x[0], never folded): lane l >= 1 into lane 1 + (l - 1) % kStride.
+  auto sums = [&]<bool kLong, int kStride = 15>(std::bool_constant<kLong>, std::integral_constant<int, kStride> = {}) {
     __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
-    for (int l = 0; l < 16 - kLanes; ++l) v[l] = _mm512_max_ps(v[l], v[l + kLanes]);  // folded: kLanes = 8
-    for (int l = 0; l < kLanes; ++l) {
+    for (int l = 1 + kStride; l < 16; ++l) v[1 + (l - 1) % kStride] = _mm512_max_ps(v[1 + (l - 1) % kStride], v[l]);
+    for (int l = 0; l <= kStride; ++l) {
       const __m512 e = exp_bound(VF{_mm512_sub_ps(v[l], max)}).raw;
       if constexpr (kLong) lo = _mm512_add_ps(lo, e);
       hi = _mm512_fmadd_ps(e, _mm512_set1_ps(lane_count[l]), hi);
@@ -285,13 +371,12 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
     _mm512_store_ps(rest_lo, _mm512_sub_ps(kLong ? lo : hi, one));
     _mm512_store_ps(rest_hi, _mm512_sub_ps(hi, one));
   };
-  if constexpr (kFoldLanes<kVectors>) {
-    if (fold) return sums(std::true_type{}, std::integral_constant<int, 8>{});
+  if (C <= 16) return sums(std::false_type{});
+  switch (fold) {
+    case 8: return sums(std::true_type{}, std::integral_constant<int, 8>{});
+    case 4: return sums(std::true_type{}, std::integral_constant<int, 4>{});
+    default: return sums(std::true_type{});
   }
-  if (C > 16)
-    sums(std::true_type{});
-  else
-    sums(std::false_type{});
 #elif HWY_TARGET == HWY_AVX2
   // Eight rows at a time through reduce_rows, as the AVX-512 path does sixteen: the three horizontal reductions
   // per row of the generic path below were serial chains of shuffles that left the FMA pipe idle (perf on an AVX2
@@ -346,7 +431,7 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
     }
   };
   if constexpr (kFoldLanes<kVectors>) {
-    if (fold) return sums(std::true_type{});
+    if (fold != 0) return sums(std::true_type{});
   }
   sums(std::false_type{});
 #else
@@ -642,12 +727,10 @@ ChunkRange chunk_range(int num_priors, int chunk) {
 // the chunk's gradient rows, group by group, so the writes overlap the reads. Mining needs only the K hardest
 // negatives' CEs; a negative whose upper bound is below the K-th largest lower bound cannot be among them, so its
 // exact CE (an exp per logit) is never computed. On SSD300/COCO-like logits that skips ~95% of the rows.
-// `matched`: the image's matches are known, so the bounds of rows that are not negatives are zeroed and the
-// negatives counted as they are formed (an image on one thread). Otherwise (an image split across threads, its pass 1
-// running beside its matching) select_impl does that afterwards.
+// `quota`: the image's mining quota with every row a negative, which decides how far the lanes fold, or -1 where the
+// matches are not known yet (an image split across threads, its pass 1 running beside its matching).
 template <bool kCheck, int kVectors>
-void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched,
-                 bool fold_allowed) {
+void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, int64_t quota) {
   const int P = in.num_priors;
   const ChunkRange range = chunk_range(P, chunk);
   const int c0 = range.first, c1 = range.end;  // not a structured binding: clang 14's lambdas cannot capture those
@@ -661,9 +744,14 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
   std::memset(out.mined + c0, 0, static_cast<size_t>(c1 - c0));
 
   // Folded bounds where the image allows them (fold_lanes_for); without the matches pass 1 does not know the quota.
-  const bool fold = kFoldLanes<kVectors> && matched && fold_allowed;
   HWY_ALIGN float lane_count[kRowGroup] = {};  // elements of a row in each of the lanes bound_rows keeps
+#if HWY_TARGET <= HWY_AVX3
+  const int fold = x0_fold_stride(C, quota, P);
+  for (size_t c = 0; c < C; ++c) lane_count[x0_lane(c, fold)] += 1.0f;
+#else
+  const int fold = kFoldLanes<kVectors> && quota >= 0 && fold_lanes_for(quota, P) ? 8 : 0;
   for (size_t c = 0; c < C; ++c) lane_count[c % (fold ? 8 : kRowGroup)] += 1.0f;
+#endif
   GroupBounds groups[2];  // the group whose bounds are being used, and the one ahead of it
   const bool by_column = C <= kColumnClasses;
   const RowTail tail = row_tail(C);
@@ -1071,12 +1159,11 @@ decltype(auto) with_row_vectors(int num_classes, Fn&& fn) {
 }
 
 template <int kVectors>
-void bounds_for(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, bool matched,
-                bool fold_allowed) {
+void bounds_for(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& s, int chunk, int64_t quota) {
   if (in.check_values)
-    bounds_impl<true, kVectors>(in, out, s, chunk, matched, fold_allowed);
+    bounds_impl<true, kVectors>(in, out, s, chunk, quota);
   else
-    bounds_impl<false, kVectors>(in, out, s, chunk, matched, fold_allowed);
+    bounds_impl<false, kVectors>(in, out, s, chunk, quota);
 }
 
 }  // namespace
@@ -1111,7 +1198,7 @@ bool histogram_samples_row(int prior) {
 
 void loss_bounds(const ImageLossInputs& in, const ImageLossOutputs& out, LossScratch& scratch, int chunk) {
   with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
-    bounds_for<V>(in, out, scratch, chunk, false, false);
+    bounds_for<V>(in, out, scratch, chunk, -1);
   });
 }
 
@@ -1139,11 +1226,10 @@ void image_loss_bounds(const Config& config, const ImageLossInputs& in, const Im
                        LossScratch& scratch) {
   const int chunks = loss_chunks(in.num_priors);
   // The quota with every row a negative (the negatives are counted in pass 1): at least the image's own.
-  const bool fold = fold_lanes_for(core::mining_quota(in.positives, in.num_priors, config.neg_pos_ratio,
-                                                      config.min_negatives_per_image),
-                                   in.num_priors);
+  const int64_t quota =
+      core::mining_quota(in.positives, in.num_priors, config.neg_pos_ratio, config.min_negatives_per_image);
   with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
-    for (int c = 0; c < chunks; ++c) bounds_for<V>(in, out, scratch, c, true, fold);
+    for (int c = 0; c < chunks; ++c) bounds_for<V>(in, out, scratch, c, quota);
   });
   if (out.grad_conf != nullptr) flush_streaming_stores();  // the streamed zeros before the stores over some rows
   select_impl(config, in, scratch);

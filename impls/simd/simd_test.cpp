@@ -261,8 +261,8 @@ TEST_F(SimdBackend, NonFiniteLocIsFoundAtGroupAndChunkEdges) {
 // The loss computes exact CEs only for the negatives whose bound says they may be mined. On COCO-like rows (81
 // classes, SSD300 priors) that must spare most rows and change nothing: the same mined set, bit for bit the same
 // gradients, the same loss up to the order its terms are added in. VOC-like rows (21 classes, few objects) take the
-// folded bounds on AVX-512 (loss.cpp, kFoldLanes), crowded scenes (21 classes, a quota of a fifth of the rows) the
-// full ones.
+// folded bounds (loss.cpp: on AVX-512 4 ways, x0_fold_stride; on AVX2 kFoldLanes), crowded scenes (21 classes, a
+// quota of a fifth of the rows) the full ones on AVX2 and an 8-way fold on AVX-512.
 class MiningBounds : public SimdBackend, public ::testing::WithParamInterface<const char*> {};
 
 // Image b of w as the loss reads it, with the matches and targets of `matched` (an encode run).
@@ -345,6 +345,43 @@ TEST_P(MiningBounds, HoldEveryNegativesCE) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Workloads, MiningBounds, ::testing::Values("ssd300-coco", "ssd300-voc", "crowded"));
+
+// The same bounds at every row length whose layout differs (AVX-512: x[0] alone in lane 0, the rest 15 columns a
+// vector, loss.cpp row_lanes_x0_alone): the fixed instantiations of 2 and 6 vectors with and without the extra
+// vector that C = 32 and 92..96 take, the generic loop on both sides of them, and each fold (a sparse scene folds
+// 4 or 8 ways by C, a crowded one 8 or none), with the outputs those bounds prune to the exact ones'.
+TEST(SimdLoss, BoundsHoldAtEveryRowLength) {
+  for (int C : {17, 20, 31, 32, 33, 48, 80, 81, 91, 92, 96, 97, 201}) {
+    for (int objects : {2, 40}) {
+      SCOPED_TRACE("C = " + std::to_string(C) + ", " + std::to_string(objects) + " objects");
+      SyntheticSpec spec;
+      spec.prior_set = "ssd300";
+      spec.batch = 1;
+      spec.num_classes = C;
+      spec.min_objects = spec.max_objects = objects;
+      spec.seed = static_cast<uint64_t>(C * 100 + objects);
+      Result<Workload> w = make_synthetic(spec);
+      ASSERT_TRUE(w.ok()) << w.status().to_string();
+      const BatchOutputs matched = run_simd(*w, w->config, Stage::encode, 1);
+      const int P = w->shape.num_priors;
+      const simd::ImageLossInputs in = image_inputs(*w, matched, 0, matched.positives[0]);
+      simd::LossScratch scratch(P);
+      std::vector<uint8_t> mined(static_cast<size_t>(P));
+      simd::image_loss_bounds(w->config, in, {mined.data(), nullptr, nullptr}, scratch);
+      for (int p = 0; p < P; ++p) {
+        if (in.matches[p] != kNegative) continue;
+        const float* x = in.conf + static_cast<size_t>(p) * static_cast<size_t>(C);
+        const double ce = core::logsumexp<double>(x, C) - x[0], error = 2.5e-4 + 1e-5 * ce;
+        ASSERT_LE(scratch.lower[static_cast<size_t>(p)], ce + error) << "prior " << p;
+        ASSERT_GE(scratch.upper[static_cast<size_t>(p)], ce - error) << "prior " << p;
+      }
+      const LossRun pruned = run_image_loss(w->config, in, true), exact = run_image_loss(w->config, in, false);
+      EXPECT_LT(pruned.loss.exact_rows, P / 2) << "the bounds should spare most rows of trained-looking logits";
+      EXPECT_TRUE(pruned.mined == exact.mined);
+      EXPECT_TRUE(same_bits(pruned.grad_conf, exact.grad_conf));
+    }
+  }
+}
 
 // The plan's runs rest on this order: N is added up only once every image is matched, and no loss starts before.
 // Items of uneven length let a worker run out of first items while another is still in one.
@@ -541,8 +578,8 @@ struct SyntheticImage {
 // cut's margin keeps a row the exact CEs would mine from being skipped on its bound. At C=16 each of the 16 lanes
 // holds one logit, so lower and upper bounds meet and the margin is all there is; C=4 takes the column-wise bounds
 // and C=21 the lane-maxima ones with uneven lanes; with a positive every 128 rows instead of 64, the quota is few
-// enough of the rows for C=21 and C=32 to take the folded lane maxima on AVX-512 (loss.cpp, kFoldLanes; C=40 would,
-// with rows of 3 vectors, and prunes nothing so). A third of the negatives are easy, so the bounds do prune.
+// enough of the rows for C=21, 32 and 40 to take the 4-way folded lane maxima on AVX-512 (loss.cpp, x0_fold_stride;
+// C=32 with the extra vector its row takes there). A third of the negatives are easy, so the bounds do prune.
 TEST(SimdLoss, MiningBoundsKeepNearTiesAtTheCut) {
   const Config config;
   const int P = 1024;
