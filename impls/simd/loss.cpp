@@ -105,9 +105,6 @@ constexpr size_t kLaneVectors = kRowGroup / hn::MaxLanes(DF());
 // NaN lane once any value was not finite. One cheap op per vector and no chain longer than the loads' own.
 HWY_INLINE void mark_non_finite(VF& probe, VF v) { probe = hn::Or(probe, hn::Sub(v, v)); }
 
-// A row's last vector, for rows of kVectors vectors (row_lane_maxima): lanes past the row are not loaded, and hold
-// -inf once `fill` is or-ed in (0 in the lanes of the row). Made once per pass: computed per row, with a branch on
-// how much of the row was left, the tail was the hottest part of pass 1 at C=21 (perf on the AVX2 EPYC).
 #if HWY_TARGET <= HWY_AVX3
 // A row of C > 16 logits as the AVX-512 bounds take it: x[0] alone in lane 0, column c >= 1 in lane 1 + (c - 1) % 15
 // (vector j >= 1 loaded from column 15 j, its lane 0 left out). With column c in lane c % 16, x[0] shared its lane,
@@ -137,6 +134,10 @@ inline X0Layout x0_layout(size_t C) {
 }
 #endif
 
+// A row's last vector, for rows of kVectors vectors (row_lane_maxima): lanes past the row are not loaded, and hold
+// -inf once `fill` is or-ed in (0 in the lanes of the row). Made once per pass: computed per row, with a branch on
+// how much of the row was left, the tail was the hottest part of pass 1 at C=21 (perf on the AVX2 EPYC). On AVX-512
+// it also carries the row's X0Layout, made once per pass as well.
 struct RowTail {
   hn::Mask<DF> valid;
   VF fill;
@@ -1234,7 +1235,7 @@ ImageLoss loss_finish(const Config& config, const ImageLossInputs& in, const Ima
 void image_loss_bounds(const Config& config, const ImageLossInputs& in, const ImageLossOutputs& out,
                        LossScratch& scratch) {
   const int chunks = loss_chunks(in.num_priors);
-  // The quota with every row a negative (the negatives are counted in pass 1): at least the image's own.
+  // The quota with every row a negative (select_impl counts the negatives after pass 1): at least the image's own.
   const int64_t quota =
       core::mining_quota(in.positives, in.num_priors, config.neg_pos_ratio, config.min_negatives_per_image);
   with_row_vectors(in.num_classes, [&]<int V>(std::integral_constant<int, V>) {
