@@ -48,16 +48,12 @@ void ImagePool::run_erased(int count, Call call, void* fn) {
 
 int ImagePool::claim_second(std::span<PairSlot> slots, int worker) {
   const int count = static_cast<int>(slots.size());
-  auto take = [&](int i) {
-    std::atomic<bool>& claimed = slots[i].second_claimed;
-    return !claimed.load(std::memory_order_relaxed) && !claimed.exchange(true, std::memory_order_relaxed);
-  };
   for (int i = 0; i < count; ++i) {
-    if (slots[i].first_worker.load(std::memory_order_relaxed) == worker && take(i)) return i;
+    if (slots[i].first_worker.load(std::memory_order_relaxed) == worker && take(slots[i].second_claimed)) return i;
   }
   for (;;) {
     for (int i = count - 1; i >= 0; --i) {
-      if (take(i)) return i;
+      if (take(slots[i].second_claimed)) return i;
     }
   }
 }

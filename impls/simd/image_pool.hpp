@@ -66,19 +66,27 @@ class ImagePool {
 
   // Per pair of run_pairs: the caller owns one per pair (so a run allocates nothing), the pool resets it each run.
   struct PairSlot {
+    std::atomic<bool> first_claimed{false};
     std::atomic<int> first_worker{-1};  // the worker that took first(i), set before it starts
     std::atomic<bool> first_ended{false};
     std::atomic<bool> second_claimed{false};
   };
 
   // run_phases over pairs, slots.size() of them, where second(i) reads what first(i) wrote: it starts only once
-  // first(i) has ended, and on the worker that ran first(i) where it can. A worker out of first items takes the
-  // second items of its own first items, lowest first, then the others', from the top down; a worker that starts
-  // late still finds items to take. On a VM whose two vCPUs sit on different L3s (a cache line's round trip between
-  // them ~400 ns), an image's loss on the other core than its matching took 15% longer (traced).
+  // first(i) has ended, and on the worker that ran first(i) where it can. First items go by claim_in_share, each
+  // worker taking its own fixed share before the others' (OpenMP's static schedule, with stealing); a worker out of
+  // first items takes the second items of its own first items, lowest first, then the others', from the top down; a
+  // worker that starts late still finds items to take. On a VM whose two vCPUs sit on different L3s (a cache line's
+  // round trip between them ~400 ns), an image's loss on the other core than its matching took 15% longer (traced).
+  // Pair i on the same core from run to run: first items taken in item order went to whichever worker came first (the
+  // caller, while the woken worker took ~30 us to start), so an image's rows, and the outputs its last run left
+  // in the other core's cache, changed cores between runs. Forward + backward, SSD300, 2 threads, vCPUs far apart,
+  // alternated binaries, median of 5 rounds' median runs: batch 8 C=2 0.181 -> 0.168 ms, C=21 0.382 -> 0.348; batch
+  // 32 C=21 1.76 -> 1.57.
   template <class First, class Between, class Second>
   void run_pairs(std::span<PairSlot> slots, First&& first, Between&& between, Second&& second) {
     for (PairSlot& slot : slots) {
+      slot.first_claimed.store(false, std::memory_order_relaxed);
       slot.first_worker.store(-1, std::memory_order_relaxed);
       slot.first_ended.store(false, std::memory_order_relaxed);
       slot.second_claimed.store(false, std::memory_order_relaxed);
@@ -86,7 +94,8 @@ class ImagePool {
     const int count = static_cast<int>(slots.size());
     run_phases(
         count,
-        [&](int i, int worker) {
+        [&](int, int worker) {
+          const int i = claim_in_share(count, worker, threads(), [&](int j) -> auto& { return slots[j].first_claimed; });
           slots[i].first_worker.store(worker, std::memory_order_relaxed);
           first(i, worker);
           slots[i].first_ended.store(true, std::memory_order_release);
@@ -103,7 +112,27 @@ class ImagePool {
   // so every call finds one.
   static int claim_second(std::span<PairSlot> slots, int worker);
 
+  // One of `count` items, each claimed by setting its flag(i) (a std::atomic<bool>&), for `worker` of `threads`: from
+  // its own share first (items [w count / T, (w + 1) count / T)), the same every run, so an item's data stays in the
+  // cache of the core that used it last run; its share taken, from the others' from the top down, where their
+  // owners reach last. A run makes one call per item, so every call finds one.
+  template <class Flag>
+  static int claim_in_share(int count, int worker, int threads, Flag&& flag) {
+    const int first = static_cast<int>(int64_t{count} * worker / threads);
+    const int end = static_cast<int>(int64_t{count} * (worker + 1) / threads);
+    for (int i = first; i < end; ++i)
+      if (take(flag(i))) return i;
+    for (;;)
+      for (int i = count - 1; i >= 0; --i)
+        if (take(flag(i))) return i;
+  }
+
  private:
+  // Sets `claimed`, true if this call did (the load first: no write, so no line taken from another core, once set).
+  static bool take(std::atomic<bool>& claimed) {
+    return !claimed.load(std::memory_order_relaxed) && !claimed.exchange(true, std::memory_order_relaxed);
+  }
+
   using Call = void (*)(void* fn, int item, int worker);
   struct Job {
     Call call = nullptr;

@@ -217,25 +217,11 @@ class SimdPlan final : public Plan {
   PriorLayout priors_;
   std::vector<ImageMatch> image_match_;
   std::vector<ImageLoss> image_loss_;
-  // One of `units` (image, chunk) units of a pass, claimed by `worker`: first from its own share of them (worker w of
-  // T: units [w U / T, (w + 1) U / T)), the same every run, so a chunk's rows stay in the cache of the core whose
-  // worker read them in the last run and in pass 1 of this one; then, its share taken, from the others' from the
-  // top down. The pool hands out as many items as there are units, each claims one, so every call finds one.
+  // One of `units` (image, chunk) units of a pass, claimed by `worker` from its own share first (claim_in_share), so a
+  // chunk's rows stay in the cache of the core whose worker read them in the last run and in pass 1 of this one. The
+  // pool hands out as many items as there are units, each claims one, so every call finds one.
   int claim_unit(std::atomic<bool>* claimed, int units, int worker) const {
-    const int threads = pool_.threads();
-    const int first = static_cast<int>(int64_t{units} * worker / threads);
-    const int end = static_cast<int>(int64_t{units} * (worker + 1) / threads);
-    auto take = [&](int u) {
-      return !claimed[u].load(std::memory_order_relaxed) && !claimed[u].exchange(true, std::memory_order_relaxed);
-    };
-    for (int u = first; u < end; ++u) {
-      if (take(u)) return u;
-    }
-    for (;;) {
-      for (int u = units - 1; u >= 0; --u) {
-        if (take(u)) return u;
-      }
-    }
+    return ImagePool::claim_in_share(units, worker, pool_.threads(), [&](int u) -> auto& { return claimed[u]; });
   }
 
   const bool split_;                                // fewer images than threads: the loss is split by chunks

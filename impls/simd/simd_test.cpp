@@ -378,8 +378,9 @@ TEST(SimdLoss, BoundsHoldAtEveryRowLength) {
       const LossRun pruned = run_image_loss(w->config, in, true), exact = run_image_loss(w->config, in, false);
       // Sparse scenes only: with 40 objects the quota is larger, and the 16-lane c % 16 bounds of the
       // AVX2 path leave more than half of them to the exact pass at C = 97 and 201 (5394 and 8732 of 8732 rows).
-      if (objects == 2)
+      if (objects == 2) {
         EXPECT_LT(pruned.loss.exact_rows, P / 2) << "the bounds should spare most rows of trained-looking logits";
+      }
       EXPECT_TRUE(pruned.mined == exact.mined);
       EXPECT_TRUE(same_bits(pruned.grad_conf, exact.grad_conf));
     }
@@ -480,6 +481,23 @@ TEST(SimdImagePool, ClaimsItsOwnPairsFirstThenTheOthersFromTheTop) {
   EXPECT_EQ(simd::ImagePool::claim_second(slots, 0), 5);  // none of its own left: the top
   EXPECT_EQ(simd::ImagePool::claim_second(slots, 0), 3);
   for (const auto& slot : slots) EXPECT_TRUE(slot.second_claimed.load());
+}
+
+// Which first half (and which split unit) a worker takes: its own fixed share first, the same every run, then the
+// others' from the top down, where their owners reach last.
+TEST(SimdImagePool, ClaimsItsOwnShareFirstThenTheOthersFromTheTop) {
+  std::vector<std::atomic<bool>> claimed(7);
+  auto claim = [&](int worker) {
+    return simd::ImagePool::claim_in_share(7, worker, 2, [&](int i) -> auto& { return claimed[static_cast<size_t>(i)]; });
+  };
+  EXPECT_EQ(claim(1), 3);  // worker 1 of 2 owns [3, 7)
+  EXPECT_EQ(claim(0), 0);  // worker 0 owns [0, 3)
+  EXPECT_EQ(claim(0), 1);
+  EXPECT_EQ(claim(0), 2);
+  EXPECT_EQ(claim(0), 6);  // its share taken: worker 1's, from the top
+  EXPECT_EQ(claim(1), 4);
+  EXPECT_EQ(claim(0), 5);
+  for (const auto& c : claimed) EXPECT_TRUE(c.load());
 }
 
 // The mining bounds use exp_bound, an exp good to 1.06e-4 relative; the cut's margin in the loss is sized on that
