@@ -42,8 +42,8 @@ void ImagePool::run_erased(int count, Call call, void* fn) {
   }
   if (!workers_.empty()) wake_.notify_all();
   work(job, 0);
-  // Only items a worker has already claimed can be outstanding; yield so a descheduled worker gets to finish.
-  while (done_.load(std::memory_order_acquire) < count) std::this_thread::yield();
+  // Only items a worker has already claimed can be outstanding.
+  wait_until([&] { return done_.load(std::memory_order_acquire) >= count; });
 }
 
 int ImagePool::claim_second(std::span<PairSlot> slots, int worker) {

@@ -37,7 +37,7 @@ class ImagePool {
 
   // Calls first(item, worker) for every item in [0, first_count), then between() once, on the thread that ends the
   // last of them, and second(item, worker, wait_for_first) for every item in [0, second_count), as one run(): a
-  // worker that runs out of first items waits (yielding) only for first items already claimed, where two runs put it
+  // worker that runs out of first items waits (wait_until) only for first items already claimed, where two runs put it
   // to sleep and woke it again, about 20 us a wake on the 2-vCPU AMD EPYC VM this was measured on (a pool of 2 over
   // 8 items of 3 us: one run took 37-41 us at the median, two runs 59-60 us). Items are claimed in order, so a
   // second item starts only once every first item is claimed, but possibly before they have ended: it calls
@@ -48,7 +48,7 @@ class ImagePool {
     std::atomic<int> ended{0};
     std::atomic<bool> ready{first_count <= 0};
     const auto wait_for_first = [&ready] {
-      while (!ready.load(std::memory_order_acquire)) std::this_thread::yield();
+      wait_until([&ready] { return ready.load(std::memory_order_acquire); });
     };
     if (first_count <= 0) between();
     run(std::max(first_count, 0) + second_count, [&](int item, int worker) {
@@ -103,7 +103,7 @@ class ImagePool {
         between, count,
         [&](int, int worker, const auto& wait_for_first) {
           const int i = claim_second(slots, worker);
-          while (!slots[i].first_ended.load(std::memory_order_acquire)) std::this_thread::yield();
+          wait_until([&] { return slots[i].first_ended.load(std::memory_order_acquire); });
           second(i, worker, wait_for_first);
         });
   }
@@ -128,6 +128,27 @@ class ImagePool {
   }
 
  private:
+  // Returns once done() holds, for waits on items already running: spinning first (2000 pauses, some 40 us on the
+  // Zen 5), then yielding so that a descheduled worker gets to finish. Yielding at once, a waiter saw the end of the
+  // item it waited for up to a system call late, at every join of every run: sched_yield takes 1.4 us on the PVM
+  // guests this was measured on, where a system call leaves the guest. SSD300, forward +
+  // backward, 2 threads, alternated binaries, 4 rounds in one machine phase (spin-wait-ab.txt), median runs: batch
+  // 8 C=2 0.1336-0.1364 -> 0.1245-0.1279 ms, C=21 0.273-0.281 -> 0.264-0.267; batch 1 C=21 0.0527-0.0537 ->
+  // 0.0522-0.0528.
+  template <class Done>
+  static void wait_until(Done&& done) {
+    for (int i = 0; i < 2000; ++i) {
+      if (done()) return;
+      spin_pause();
+    }
+    while (!done()) std::this_thread::yield();
+  }
+  static void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+
   // Sets `claimed`, true if this call did (the load first: no write, so no line taken from another core, once set).
   static bool take(std::atomic<bool>& claimed) {
     return !claimed.load(std::memory_order_relaxed) && !claimed.exchange(true, std::memory_order_relaxed);
