@@ -79,8 +79,8 @@ class ImagePool {
   // worker that starts late still finds items to take. On a VM whose two vCPUs sit on different L3s (a cache line's
   // round trip between them ~400 ns), an image's loss on the other core than its matching took 15% longer (traced).
   // Pair i on the same core from run to run: first items taken in item order went to whichever worker came first (the
-  // caller, while the woken worker took ~30 us to start), so an image's rows, and the outputs its last run left
-  // in the other core's cache, changed cores between runs. Forward + backward, SSD300, 2 threads, vCPUs far apart,
+  // caller, while the woken worker took ~19 us to start, traced), so an image's rows, and the outputs its last run
+  // left in the other core's cache, changed cores between runs. Forward + backward, SSD300, 2 threads, vCPUs far apart,
   // alternated binaries, median of 5 rounds' median runs: batch 8 C=2 0.181 -> 0.168 ms, C=21 0.382 -> 0.348; batch
   // 32 C=21 1.76 -> 1.57.
   template <class First, class Between, class Second>
@@ -128,13 +128,12 @@ class ImagePool {
   }
 
  private:
-  // Returns once done() holds, for waits on items already running: spinning first (2000 pauses, some 40 us on the
-  // Zen 5), then yielding so that a descheduled worker gets to finish. Yielding at once, a waiter saw the end of the
-  // item it waited for up to a system call late, at every join of every run: sched_yield takes 1.4 us on the PVM
-  // guests this was measured on, where a system call leaves the guest. SSD300, forward +
-  // backward, 2 threads, alternated binaries, 4 rounds in one machine phase (spin-wait-ab.txt), median runs: batch
-  // 8 C=2 0.1336-0.1364 -> 0.1245-0.1279 ms, C=21 0.273-0.281 -> 0.264-0.267; batch 1 C=21 0.0527-0.0537 ->
-  // 0.0522-0.0528.
+  // Returns once done() holds, for waits on items already running: spinning first (2000 pauses, 36 us on the Zen 5),
+  // then yielding so that a descheduled worker gets to finish. Yielding at once, a waiter saw the end of the item it
+  // waited for up to a system call late, at every join of every run: sched_yield takes 1.4 us on the PVM guests this
+  // was measured on, where a system call leaves the guest. SSD300, forward + backward, 2 threads, alternated
+  // binaries, 4 rounds in one machine phase (spin-wait-ab.txt), median runs: batch 8 C=2 0.1336-0.1364 ->
+  // 0.1245-0.1279 ms, C=21 0.273-0.281 -> 0.264-0.267; batch 1 C=21 0.0527-0.0537 -> 0.0522-0.0528.
   template <class Done>
   static void wait_until(Done&& done) {
     for (int i = 0; i < 2000; ++i) {
