@@ -51,11 +51,7 @@ int ImagePool::claim_second(std::span<PairSlot> slots, int worker) {
   for (int i = 0; i < count; ++i) {
     if (slots[i].first_worker.load(std::memory_order_relaxed) == worker && take(slots[i].second_claimed)) return i;
   }
-  for (;;) {
-    for (int i = count - 1; i >= 0; --i) {
-      if (take(slots[i].second_claimed)) return i;
-    }
-  }
+  return take_from_top(count, [&](int i) -> auto& { return slots[i].second_claimed; });
 }
 
 void ImagePool::worker_loop(int worker) {

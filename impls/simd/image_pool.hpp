@@ -122,9 +122,7 @@ class ImagePool {
     const int end = static_cast<int>(int64_t{count} * (worker + 1) / threads);
     for (int i = first; i < end; ++i)
       if (take(flag(i))) return i;
-    for (;;)
-      for (int i = count - 1; i >= 0; --i)
-        if (take(flag(i))) return i;
+    return take_from_top(count, flag);
   }
 
  private:
@@ -146,6 +144,15 @@ class ImagePool {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+  }
+
+  // The highest of `count` items whose flag(i) this call sets, scanning until one is free: callers make one call per
+  // item, so one always is.
+  template <class Flag>
+  static int take_from_top(int count, Flag&& flag) {
+    for (;;)
+      for (int i = count - 1; i >= 0; --i)
+        if (take(flag(i))) return i;
   }
 
   // Sets `claimed`, true if this call did (the load first: no write, so no line taken from another core, once set).
