@@ -344,9 +344,10 @@ HWY_INLINE void bound_rows(const float* x, int rows, size_t C, const float* lane
   // The row's masks from a local copy, and its address by a step: through `tail` (a reference, which the stores of
   // v[] may alias) each row reloaded its masks from memory, and each row's std::min(r, rows - 1) * C took a compare,
   // a cmov, a sign extension and a multiply. This loop of 2 loads and a max a row held 44% of the function's samples,
-  // about half of them on that bookkeeping (perf, batch 1, C=21, one thread, AVX-512 Zen 5). Forward + backward, SSD300, alternated binaries, median runs: batch 1,
-  // one thread, C=21 0.0655-0.0663 -> 0.0628-0.0643 ms; batch 8, 2 threads, 0.273-0.299 -> 0.257-0.272. Unrolling the
-  // 16 rows instead left bound_rows out of line, its transpose spilling, and was slower (batch 1: 0.066 -> 0.074 ms).
+  // about half of them on that bookkeeping (perf, batch 1, C=21, one thread, AVX-512 Zen 5). Forward + backward,
+  // SSD300, C=21, alternated binaries, median runs: batch 1, one thread 0.0655-0.0663 -> 0.0626-0.0646 ms; batch 8,
+  // 2 threads 0.258-0.261 -> 0.247-0.252 ms. Unrolling the 16 rows instead left bound_rows out of line, its transpose
+  // spilling, and was slower (batch 1: 0.066 -> 0.074 ms).
   const RowTail local_tail = tail;
   const float* at = x;
   const float* const last = x + (rows - 1) * C;  // rows past `rows` repeat the last one
