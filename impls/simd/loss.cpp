@@ -574,6 +574,27 @@ HWY_INLINE VF row_rest_lanes(const float* x, size_t C, float max, int32_t& ties_
   return sum;
 }
 
+// One value per row of a group, row k in lane k % N of vector k / N, put together in registers: written to a stack
+// array a row at a time and loaded back as vectors, each load waited for its 16 stores to reach the cache, since a
+// load takes a forwarded value from one store only (perf, classes-2, pass 2: 22 % of exact_impl's samples on the two
+// instructions after such loads, the tie counts' and the top terms').
+struct GroupLanes {
+  VF v[kLaneVectors];
+  GroupLanes() {
+    for (VF& x : v) x = hn::Zero(DF());
+  }
+  HWY_INLINE void set(int k, float value) {
+    const DF d;
+    const hn::RebindToSigned<DF> di;
+    constexpr int N = static_cast<int>(hn::MaxLanes(DF()));
+    VF& x = v[k / N];
+    x = hn::IfThenElse(hn::RebindMask(d, hn::Eq(hn::Iota(di, 0), hn::Set(di, k % N))), hn::Set(d, value), x);
+  }
+  HWY_INLINE void store(float* out) const {
+    for (size_t i = 0; i < kLaneVectors; ++i) hn::Store(v[i], DF(), out + i * hn::MaxLanes(DF()));
+  }
+};
+
 // log1p(rest) of up to kRowGroup rows (rows[0..n), each row's logits at conf + row * C) into log_sum[0..kRowGroup);
 // lanes past n get 0. On AVX-512 the 16 rows' sums are reduced together by one shuffle tree (on AVX2 by two), which
 // adds every row's lanes in the same order whatever its slot, so a row's result does not depend on the rows beside
@@ -582,25 +603,27 @@ template <int kVectors>
 HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows, int n, const float* row_max,
                                float* log_sum, const RowTail& tail) {
   const DF d;
-  HWY_ALIGN int32_t ties[kRowGroup];
 #if HWY_TARGET <= HWY_AVX3 || HWY_TARGET == HWY_AVX2
-  const hn::RebindToSigned<DF> di;
+  static_assert(kTreeRows == hn::MaxLanes(DF()), "a tree's rows are one vector of ties");
+  GroupLanes ties;  // each row's count of maximal elements minus one, exact in a float
   for (int h = 0; h < kRowGroup; h += kTreeRows) {
     RowVec v[kTreeRows];
     for (int r = 0; r < kTreeRows; ++r) {
       if (h + r < n) {
         const size_t p = static_cast<size_t>(rows[h + r]);
-        v[kSlotRow[r]] = row_rest_lanes<kVectors>(conf + p * C, C, row_max[p], ties[h + r], tail).raw;
+        int32_t t;
+        v[kSlotRow[r]] = row_rest_lanes<kVectors>(conf + p * C, C, row_max[p], t, tail).raw;
+        ties.set(h + r, static_cast<float>(t));
       } else {
         v[kSlotRow[r]] = hn::Zero(d).raw;
-        ties[h + r] = 0;
       }
     }
     const VF sums{reduce_rows(v, [](RowVec a, RowVec b) { return hn::Add(VF{a}, VF{b}).raw; })};
-    hn::Store(hn::Log1p(d, hn::Add(sums, hn::ConvertTo(d, hn::Load(di, ties + h)))), d, log_sum + h);
+    hn::Store(hn::Log1p(d, hn::Add(sums, ties.v[h / kTreeRows])), d, log_sum + h);
   }
 #else
   const size_t N = hn::Lanes(d);
+  int32_t ties[kRowGroup];
   for (int r = 0; r < kRowGroup; ++r) {
     float rest = 0.0f;
     if (r < n) {
@@ -615,11 +638,10 @@ HWY_INLINE void group_log_sums(const float* conf, size_t C, const int32_t* rows,
 }
 
 // softmax(x)[y] - 1 = expm1(log softmax(x)[y]), exact where the row is confident and the difference is tiny, times
-// `scale`, for a group's rows at once: t[0..kRowGroup) holds each row's (x[y] - max) - log_sum.
-HWY_INLINE void group_expm1(float* t, float scale) {
+// `scale`, for a group's rows at once: t holds each row's (x[y] - max) - log_sum, and gets the results.
+HWY_INLINE void group_expm1(GroupLanes& t, float scale) {
   const DF d;
-  for (size_t k = 0; k < static_cast<size_t>(kRowGroup); k += hn::Lanes(d))
-    hn::Store(hn::Mul(hn::Expm1(d, hn::Load(d, t + k)), hn::Set(d, scale)), d, t + k);
+  for (VF& x : t.v) x = hn::Mul(hn::Expm1(d, x), hn::Set(d, scale));
 }
 
 // out[c] = softmax(x)[c] * scale = exp((x[c] - max) - log_sum) * scale.
@@ -1020,6 +1042,7 @@ void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLoss
   NegativeCe* negatives = s.negatives.data() + c0;
   int32_t exact_negatives = 0;
   HWY_ALIGN float log_sum[kRowGroup], top[kRowGroup];
+  GroupLanes top_lanes;
   // The rows are scattered and were read long ago (a chunk's first ones may be out of L2): each group asks for the
   // next group's rows (and the positives' offsets, targets and gradient rows) while it computes, so their misses
   // overlap (a few rows ahead cut this pass by a fifth; the positives' loc offsets, not asked for, were 6% of it on
@@ -1043,7 +1066,7 @@ void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLoss
     else
       prefetch_group(next.data(), static_cast<int>(next.size()));
     group_log_sums<kVectors>(in.conf, C, rows + i0, group, s.row_max.data(), log_sum, tail);
-    std::fill(top, top + kRowGroup, 0.0f);
+    top_lanes = GroupLanes();
     for (int k = 0; k < group; ++k) {
       const int p = rows[i0 + k];
       const int32_t m = in.matches[p];
@@ -1065,10 +1088,11 @@ void exact_impl(const Config& config, const ImageLossInputs& in, const ImageLoss
         r.loc_sum += core::smooth_l1<double>(diff, beta);
         if (gradients) out.grad_loc[e] = static_cast<float>(alpha * core::smooth_l1_grad<double>(diff, beta) / n);
       }
-      top[k] = (x[y] - s.row_max[p]) - log_sum[k];
+      top_lanes.set(k, (x[y] - s.row_max[p]) - log_sum[k]);
     }
     if (!gradients) continue;
-    group_expm1(top, inv_n);
+    group_expm1(top_lanes, inv_n);
+    top_lanes.store(top);
     for (int k = 0; k < group; ++k) {
       const int p = rows[i0 + k];
       const int32_t m = in.matches[p];
@@ -1148,12 +1172,13 @@ ImageLoss finish_impl(const Config& config, const ImageLossInputs& in, const Ima
     for (int64_t k0 = 0; k0 < quota; k0 += kRowGroup) {
       const int group = static_cast<int>(std::min<int64_t>(kRowGroup, quota - k0));
       prefetch_group(k0 + kRowGroup);
-      std::fill(top, top + kRowGroup, 0.0f);
+      GroupLanes top_lanes;
       for (int k = 0; k < group; ++k) {
         const size_t p = row(k0 + k);
-        top[k] = (in.conf[p * C] - s.row_max[p]) - s.row_log_sum[p];
+        top_lanes.set(k, (in.conf[p * C] - s.row_max[p]) - s.row_log_sum[p]);
       }
-      group_expm1(top, inv_n);
+      group_expm1(top_lanes, inv_n);
+      top_lanes.store(top);
       for (int k = 0; k < group; ++k) {
         const size_t p = row(k0 + k);
         float* grad = out.grad_conf + p * C;
