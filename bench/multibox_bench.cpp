@@ -269,6 +269,8 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
   const double copy_after = has_roofline ? probe.copy_gb_per_s(kProbeTrials) : 0;
   // Where the threads run, right after the pairs: their times moved with it within one run (stream.hpp).
   const double round_trip_ns = has_roofline && threads >= 2 ? core_round_trip_ns(kRoundTripBounces, 3) : 0;
+  // And how evenly the two CPUs run vector code (twin.hpp): a busy sibling of one stretches compute-bound points only.
+  const double vector_balance = has_roofline && threads >= 2 ? core_vector_balance() : 0;
 
   using benchmark::Counter;
   const ProblemShape& shape = w.shape;
@@ -312,6 +314,7 @@ void run_benchmark(benchmark::State& state, const BenchCase& c, const Backend& b
     const double copy_gb_per_s = 0.5 * (copy_before + copy_after);
     state.counters["stream_GBps"] = copy_gb_per_s;
     if (round_trip_ns > 0) state.counters["core_rt_ns"] = round_trip_ns;
+    if (vector_balance > 0) state.counters["core_vec_balance"] = vector_balance;
     if (!pair_ratios.empty()) {
       state.counters["twin_ms"] = median(pair_twins) * 1e3;
       state.counters["roofline"] = median(pair_ratios);
@@ -608,6 +611,8 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("stream_array_MiB", std::to_string(stream.array_bytes >> 20));
   if (const double rt = core_round_trip_ns(kRoundTripBounces, 5); rt > 0)
     benchmark::AddCustomContext("core_round_trip_ns", fmt::format("{:.0f}", rt));
+  if (const double balance = core_vector_balance(); balance > 0)
+    benchmark::AddCustomContext("core_vector_balance", fmt::format("{:.2f}", balance));
   std::string backends;
   for (const Backend* b : all_backends()) {
     const Status s = b->available();

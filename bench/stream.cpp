@@ -91,22 +91,28 @@ double CopyProbe::copy_gb_per_s(int trials) {
   return 2.0 * sizeof(double) * static_cast<double>(n_) / best / 1e9;
 }
 
-double core_round_trip_ns(int bounces, int trials) {
+bool first_two_cpus(int (&cpus)[2]) {
   cpu_set_t allowed;
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 0;
-  int cpus[2], found = 0;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
+  int found = 0;
   for (int c = 0; c < CPU_SETSIZE && found < 2; ++c) {
     if (CPU_ISSET(c, &allowed)) cpus[found++] = c;
   }
-  if (found < 2) return 0;
-  auto pin = [](pthread_t thread, int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    return pthread_setaffinity_np(thread, sizeof one, &one) == 0;
-  };
+  return found == 2;
+}
+
+bool pin_this_thread(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+}
+
+double core_round_trip_ns(int bounces, int trials) {
+  int cpus[2];
+  if (!first_two_cpus(cpus)) return 0;
   cpu_set_t caller;
-  if (pthread_getaffinity_np(pthread_self(), sizeof caller, &caller) != 0 || !pin(pthread_self(), cpus[0])) return 0;
+  if (pthread_getaffinity_np(pthread_self(), sizeof caller, &caller) != 0 || !pin_this_thread(cpus[0])) return 0;
   // One line, bounced: the caller writes odd values, the partner answers with the next even one, until the caller
   // writes -1. `ready` says whether the partner got its CPU (1) or not (-1), so neither side can wait for the other
   // forever. A trial stops after kTrialBudget even if short of `bounces`: with the other CPU busy (ctest -j2 runs
@@ -115,7 +121,7 @@ double core_round_trip_ns(int bounces, int trials) {
   alignas(64) std::atomic<int64_t> line{0};
   alignas(64) std::atomic<int> ready{0};
   std::thread partner([&] {
-    const bool pinned = pin(pthread_self(), cpus[1]);
+    const bool pinned = pin_this_thread(cpus[1]);
     ready.store(pinned ? 1 : -1, std::memory_order_release);
     if (!pinned) return;
     for (;;) {

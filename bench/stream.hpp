@@ -50,4 +50,9 @@ class CopyProbe {
 // The calling thread's CPU affinity is restored before it returns.
 double core_round_trip_ns(int bounces, int trials);
 
+// The first two CPUs this process may run on, or false when it may run on only one.
+bool first_two_cpus(int (&cpus)[2]);
+// Pins the calling thread to `cpu`; false if it cannot be.
+bool pin_this_thread(int cpu);
+
 }  // namespace multibox::bench

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "simd/loss.hpp"
 #include "simd/row_math.hpp"
 #include "simd/streaming.hpp"
+#include "stream.hpp"
 
 namespace multibox::bench {
 namespace {
@@ -273,6 +275,36 @@ VectorLimits measure_vector_limits() {
   });
   limits.iou_pairs_per_ns = static_cast<double>(kPriors * kSweeps) / (iou * 1e9);
   return limits;
+}
+
+double core_vector_balance() {
+  int cpus[2];
+  if (!first_two_cpus(cpus)) return 0;
+  double rate[2] = {0, 0};
+  for (int k = 0; k < 2; ++k) {
+    // A thread of its own, so the caller's affinity is never touched.
+    std::thread([&rate, k, cpu = cpus[k]] {
+      if (!pin_this_thread(cpu)) return;
+      const DF d;
+      constexpr int kChains = 12;  // more than an FMA's latency x the vector pipes, so the figure is the issue rate
+      constexpr int kReps = 100000;
+      std::vector<double> times;
+      volatile float sink = 0;
+      for (int t = 0; t < 7; ++t) {
+        VF acc[kChains];
+        for (int c = 0; c < kChains; ++c) acc[c] = hn::Set(d, 1.0f + 1e-3f * static_cast<float>(c));
+        const VF m = hn::Set(d, 0.9999999f), a = hn::Set(d, 1e-7f);
+        const auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < kReps; ++i)
+          for (VF& v : acc) v = hn::MulAdd(v, m, a);
+        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        for (const VF& v : acc) sink = sink + hn::GetLane(v);  // observable, so the chains are computed
+      }
+      rate[k] = 1.0 / median(std::move(times));
+    }).join();
+  }
+  if (rate[0] <= 0 || rate[1] <= 0) return 0;
+  return std::min(rate[0], rate[1]) / std::max(rate[0], rate[1]);
 }
 
 namespace {

@@ -49,6 +49,15 @@ struct VectorLimits {
 };
 VectorLimits measure_vector_limits();
 
+// How evenly the first two CPUs this process may run on execute vector code right now: the rate of 12 independent
+// chains of vector multiply-adds on a thread pinned to each (median of 7 trials of about 0.3 ms), the slower over
+// the faster; 0 where the process may run on only one CPU or a thread cannot be pinned. A vCPU whose physical core
+// is shared with another guest's busy thread runs vector code slower while latency-bound scalar code keeps its
+// speed, so the 2-thread times of compute-bound points run long. Seen on the 2-vCPU Zen 5 guest (2026-12-03): these
+// chains took 108 ms on vCPU 0 against 137-152 ms on vCPU 1, a scalar chain 830 against 849 ms, and minutes later
+// 108 against 107 ms.
+double core_vector_balance();
+
 // Rows per ns of the softmax cross-entropy of rows of `classes` logits on one core, rows in L1: each row's max, the
 // exp of every logit (the simd backend's exp), their sum and a log. What a loss that computes every row's CE
 // exactly can reach on this core; the simd backend's pass 1 bounds most rows from 16 lane maxima instead of an exp

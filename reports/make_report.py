@@ -30,6 +30,8 @@ SCALING_TWIN_LIMIT = 2.0
 # The issue's exception: a point whose matching is compute (O(G x P) IoU pairs, e.g. 100 objects per image) passes if
 # that term runs near the vector ceiling (at least this share of it) and the rest of its time is within the limit.
 COMPUTE_TERM_NEAR_CEILING = 0.75
+# core_vec_balance under this: one of the two CPUs ran vector code markedly slower (bench/twin.hpp); context, no verdict.
+VECTOR_BALANCE_UNEVEN = 0.9
 SCALING_GROUPS = [("scale-priors", "P", "priors"), ("scale-objects", "G/image", "objects per image"),
                   ("scale-classes", "C", "classes"), ("scale-batch", "B", "batch")]
 
@@ -185,6 +187,19 @@ class Report:
                          f"The 2-vCPU VMs this project is measured on read 170 ns at some times and 400-490 ns at "
                          f"others, the hypervisor moving the vCPUs, and the small points' 2-thread times ran up to "
                          f"30 % longer at the latter: 2-thread figures from either side of that gap do not compare")
+        balances = {r.key: v for r in self.results.values() if (v := r.counter("core_vec_balance"))}
+        if "core_vector_balance" in c or balances:
+            vals = sorted(balances.values())
+            across = f"; {vals[0]:.2f}-{vals[-1]:.2f} around the 2-thread benchmarks" if vals else ""
+            uneven = [f"{r.case} {balances[r.key]:.2f}" for r in self.results.values()
+                      if r.key in balances and balances[r.key] < VECTOR_BALANCE_UNEVEN]
+            lines.append(f"- how evenly the first two CPUs run vector code: the slower one's rate on chains of vector "
+                         f"multiply-adds over the faster one's, {c.get('core_vector_balance', '?')} at start-up"
+                         f"{across} (core_vec_balance). Below {VECTOR_BALANCE_UNEVEN} one vCPU shares its physical "
+                         f"core with another guest's busy thread: its vector code runs slower while scalar code does "
+                         f"not, so compute-bound points run long at 2 threads and their figures say more about the "
+                         f"neighbour than about the code"
+                         + (f"; below it here: {', '.join(uneven)}" if uneven else ""))
         per_benchmark = any(r.counter("stream_GBps") for r in self.results.values())
         if any(r.counter("twin_ms") for r in self.results.values()):
             lines.append("- roofline (twin) = time / the same-traffic twin's time: a replay of the bytes the stage "

@@ -288,6 +288,17 @@ class ReportTest(unittest.TestCase):
         row = next(l for l in text.splitlines() if l.startswith("| C-21 |"))
         self.assertTrue(row.endswith("| 0.03 of 0.05 (60%), softmax alone 1.80x twin |"), row)
 
+    def test_header_names_the_points_run_while_one_cpu_ran_vector_code_slower(self):
+        self.context["core_vector_balance"] = "0.99"
+        path = self.with_counters(self.bench(8.0, 20.0), {
+            "simd/scale-batch/B-1/": {"core_vec_balance": 0.71},
+            "simd/scale-batch/B-8/": {"core_vec_balance": 0.98},
+        })
+        _, text = self.report("--bench", path, "--no-plots")
+        line = next(l for l in text.splitlines() if l.startswith("- how evenly the first two CPUs run vector code"))
+        self.assertIn("0.99 at start-up; 0.71-0.98 around the 2-thread benchmarks", line)
+        self.assertTrue(line.endswith("; below it here: B-1 0.71"), line)
+
     def test_twin_goals_without_twin_are_not_judged(self):
         _, text = self.report("--bench", self.bench(8.0, 20.0), "--no-plots")
         self.assertTrue(self.goal_line(text, "ssd300-coco-c81 forward+backward, time / same-traffic twin")
