@@ -920,9 +920,10 @@ void bounds_impl(const ImageLossInputs& in, const ImageLossOutputs& out, LossScr
 }
 
 // Between the passes, for the whole image: the mining quota and the cut below which a negative's upper bound rules
-// it out. The negatives are counted here from the matches, a vector of rows at a time, for both paths: pass 1 reads
-// no match (every reader of the bounds checks it), so a split image, whose pass 1 runs beside its matching, needs no
-// masking pass over every row's bounds here (removing it: batch-1, 2 threads, C=21 0.0572 -> 0.0561 ms).
+// it out. The negatives come from the matcher's count (in.negatives), or are counted here from the matches where
+// the caller has none; pass 1 reads no match (every reader of the bounds checks it), so a split image, whose pass 1
+// runs beside its matching, needs no masking pass over every row's bounds here (removing it: batch-1, 2 threads,
+// C=21 0.0572 -> 0.0561 ms).
 void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s) {
   const int P = in.num_priors;
   int64_t negatives = 0;
@@ -934,7 +935,9 @@ void select_impl(const Config& config, const ImageLossInputs& in, LossScratch& s
     s.failed = s.failed || r.non_finite;
   }
   if (s.failed) return;
-  {
+  if (in.negatives >= 0) {
+    negatives = in.negatives;  // the matcher's count: a pass over every match less (C=2: a quarter of this function)
+  } else {
     const hn::ScalableTag<int32_t> di;
     for_row_vectors_in(di, 0, P, [&](int p, auto whole, auto valid) {
       auto negative = hn::Eq(load_rows(di, whole, valid, in.matches + p), hn::Set(di, kNegative));

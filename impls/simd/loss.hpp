@@ -91,6 +91,7 @@ struct ImageLossInputs {
   const int32_t* labels = nullptr;   // this image's GT labels
   const float* targets = nullptr;    // [P][4]
   int32_t positives = 0;             // P_b
+  int32_t negatives = -1;            // rows matched kNegative as the matcher counted them; -1: loss_select counts
   int64_t batch_positives = 0;       // N, for the gradients
   bool check_values = false;         // scan every logit and loc value for NaN/Inf in the same pass
   bool prune_negatives = true;       // false: exact CE for every negative (what the bounds are tested against)

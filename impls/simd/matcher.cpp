@@ -198,8 +198,8 @@ void argmax(int G, int32_t* forced_prior, MatchScratch& s) {
 }
 
 // Stage 2 for priors [begin, end) (begin a multiple of the lanes), from their best GT; records the positives in
-// increasing order. Forced priors are overwritten afterwards.
-void threshold_matches(const Config& config, size_t begin, size_t end, int32_t* matches, MatchScratch& s) {
+// increasing order and returns how many priors it matched kNegative. Forced priors are overwritten afterwards.
+int32_t threshold_matches(const Config& config, size_t begin, size_t end, int32_t* matches, MatchScratch& s) {
   const DF d;
   const DI di;
   const size_t N = hn::Lanes(d);
@@ -207,11 +207,14 @@ void threshold_matches(const Config& config, size_t begin, size_t end, int32_t* 
   const VF vpos = hn::Set(d, pos), vneg = hn::Set(d, neg);
   const VI negative = hn::Set(di, kNegative), ignored = hn::Set(di, kIgnored);
   size_t j = begin;
+  size_t negatives = 0;
   for (; j + N <= end; j += N) {
     const VF best = hn::Load(d, &s.best_iou[j]);
     const auto positive = hn::RebindMask(di, hn::Ge(best, vpos));
-    const VI fallback = hn::IfThenElse(hn::RebindMask(di, hn::Lt(best, vneg)), negative, ignored);
+    const auto below = hn::RebindMask(di, hn::Lt(best, vneg));
+    const VI fallback = hn::IfThenElse(below, negative, ignored);
     hn::StoreU(hn::IfThenElse(positive, hn::Load(di, &s.best_gt[j]), fallback), di, matches + j);
+    negatives += hn::CountTrue(di, hn::AndNot(positive, below));
     if (hn::AllFalse(di, positive)) continue;
     // From the mask rather than from matches[], which would read back the vector just stored lane by lane.
     uint8_t bytes[(HWY_MAX_BYTES / sizeof(float) + 31) / 32 * 4] = {};
@@ -226,7 +229,9 @@ void threshold_matches(const Config& config, size_t begin, size_t end, int32_t* 
     const float best = s.best_iou[j];
     matches[j] = best >= pos ? s.best_gt[j] : (best < neg ? kNegative : kIgnored);
     if (matches[j] >= 0) s.positive_priors.push_back(static_cast<int32_t>(j));
+    negatives += matches[j] == kNegative;
   }
+  return static_cast<int32_t>(negatives);
 }
 
 }  // namespace
@@ -310,6 +315,7 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
   // burst after the matching, they were 23% of match_image's samples on classes-2 (SSD300, B=8, 2 threads, perf),
   // stores with nothing to overlap them.
   ZeroStream target_zeros(targets);
+  ImageMatch result;
   for (size_t sb = 0; sb < static_cast<size_t>(priors.num_super_blocks()); ++sb) {
     const BoxVectors super_box(priors.super_blocks, sb);
     const size_t first_block = sb * kSuperBlock;
@@ -353,8 +359,12 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
         hn::Store(arg.index, di, arg_index + g * N);
       });
     }
-    if (touched) threshold_matches(config, first_prior, end, matches, s);
-    else std::fill(matches + first_prior, matches + end, no_overlap);
+    if (touched) {
+      result.negatives += threshold_matches(config, first_prior, end, matches, s);
+    } else {
+      std::fill(matches + first_prior, matches + end, no_overlap);
+      if (no_overlap == kNegative) result.negatives += static_cast<int32_t>(end - first_prior);
+    }
   }
   for (int g = 0; g < G; ++g) {
     const LaneArgmax arg(hn::Load(d, arg_value + static_cast<size_t>(g) * N),
@@ -370,10 +380,10 @@ ImageMatch match_image(const PriorLayout& priors, const Config& config, const fl
     const int32_t p = forced_prior[g];
     if (p < 0) continue;
     if (matches[p] < 0) s.positive_priors.push_back(p);
+    result.negatives -= matches[p] == kNegative;
     matches[p] = g;
   }
 
-  ImageMatch result;
   result.positives = static_cast<int32_t>(s.positive_priors.size());
   std::fill_n(s.gt_done.begin(), G, 0);  // whether the GT has a prior
   for (int32_t p : s.positive_priors) s.gt_done[matches[p]] = 1;

@@ -53,6 +53,7 @@ struct MatchScratch {
 
 struct ImageMatch {
   int32_t positives = 0;
+  int32_t negatives = 0;  // priors matched kNegative, which the loss's mining quota needs
   int32_t unmatched_ground_truths = 0;
 };
 

@@ -4,7 +4,9 @@
 // ground truths for ties across GTs, slivers and the whole image).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,8 @@
 #include "multibox/compare.hpp"
 #include "multibox/multibox.hpp"
 #include "multibox/workloads.hpp"
+#include "simd/matcher.hpp"
+#include "simd/prior_layout.hpp"
 #include "simd/simd_backend.hpp"
 
 namespace multibox {
@@ -105,6 +109,41 @@ TEST_F(SimdMatcher, BoxesOnTheTestedEdgesMatchTheReference) {
   w.data.gt_offsets = {0, G};
   w.shape.max_ground_truths = G;
   expect_matches_reference(w, "edges");
+}
+
+// The loss takes its mining quota's negatives from the matcher's count (ImageMatch::negatives) instead of counting
+// the matches again: the count must be the matches' own, forced priors included, with and without an ignore band, and
+// where a prior overlapping nothing is ignored rather than negative.
+TEST_F(SimdMatcher, CountsTheNegativesItWrites) {
+  SyntheticSpec spec;
+  spec.batch = 6;
+  spec.num_classes = 3;
+  spec.min_objects = 0;
+  spec.max_objects = 40;
+  spec.seed = 11;
+  Result<Workload> w = make_synthetic(spec, "negatives");
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  const int P = w->shape.num_priors;
+  const simd::PriorLayout priors = simd::PriorLayout::build(w->priors, P);
+  simd::MatchScratch scratch(priors, w->shape.max_ground_truths);
+  std::vector<int32_t> matches(static_cast<size_t>(P)), forced(static_cast<size_t>(w->shape.max_ground_truths));
+  for (ForcedMatch mode : {ForcedMatch::bipartite, ForcedMatch::argmax}) {
+    for (std::optional<float> neg : {std::optional<float>{}, std::optional<float>{0.4f}, std::optional<float>{0.0f}}) {
+      Config config = w->config;
+      config.forced_match = mode;
+      config.neg_threshold = neg;
+      for (int b = 0; b < w->shape.batch; ++b) {
+        SCOPED_TRACE(std::string(to_string(mode)) + ", neg_threshold " + (neg ? std::to_string(*neg) : "none") + ", image " +
+                     std::to_string(b));
+        const int32_t first = w->data.gt_offsets[b];
+        const int G = w->data.gt_offsets[b + 1] - first;
+        const simd::ImageMatch m = simd::match_image(priors, config, w->data.gt_boxes.data() + first * 4, G,
+                                                     matches.data(), forced.data(), nullptr, scratch);
+        EXPECT_EQ(m.negatives, std::count(matches.begin(), matches.end(), kNegative));
+        EXPECT_EQ(m.positives, std::count_if(matches.begin(), matches.end(), [](int32_t v) { return v >= 0; }));
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -100,6 +100,7 @@ class SimdPlan final : public Plan {
       in.labels = gt.labels.data() + gt.offsets[b];
       in.targets = out.targets.data() + b * P * 4;
       in.positives = known >= Known::matches ? image_match_[b].positives : 0;
+      in.negatives = known >= Known::matches ? image_match_[b].negatives : -1;
       in.batch_positives = known == Known::all ? batch_positives : 0;
       in.check_values = options_.check_prediction_values;
       return in;
