@@ -197,8 +197,9 @@ class Report:
                          f"multiply-adds over the faster one's, {c.get('core_vector_balance', '?')} at start-up"
                          f"{across} (core_vec_balance). Below {VECTOR_BALANCE_UNEVEN} one vCPU shares its physical "
                          f"core with another guest's busy thread: its vector code runs slower while scalar code does "
-                         f"not, so compute-bound points run long at 2 threads and their figures say more about the "
-                         f"neighbour than about the code"
+                         f"not, so compute-bound points run long at 2 threads. Each figure is a snapshot of a few ms "
+                         f"after the benchmark's pairs and such a neighbour's load changes within milliseconds, so a "
+                         f"low one says the point ran on an uneven machine, not by how much its time moved"
                          + (f"; below it here: {', '.join(uneven)}" if uneven else ""))
         per_benchmark = any(r.counter("stream_GBps") for r in self.results.values())
         if any(r.counter("twin_ms") for r in self.results.values()):
