@@ -191,7 +191,7 @@ class Report:
         if "core_vector_balance" in c or balances:
             vals = sorted(balances.values())
             across = f"; {vals[0]:.2f}-{vals[-1]:.2f} around the 2-thread benchmarks" if vals else ""
-            uneven = [f"{r.case} {balances[r.key]:.2f}" for r in self.results.values()
+            uneven = [f"{r.case} {r.stage} {balances[r.key]:.2f}" for r in self.results.values()
                       if r.key in balances and balances[r.key] < VECTOR_BALANCE_UNEVEN]
             lines.append(f"- how evenly the first two CPUs run vector code: the slower one's rate on chains of vector "
                          f"multiply-adds over the faster one's, {c.get('core_vector_balance', '?')} at start-up"

@@ -297,7 +297,7 @@ class ReportTest(unittest.TestCase):
         _, text = self.report("--bench", path, "--no-plots")
         line = next(l for l in text.splitlines() if l.startswith("- how evenly the first two CPUs run vector code"))
         self.assertIn("0.99 at start-up; 0.71-0.98 around the 2-thread benchmarks", line)
-        self.assertTrue(line.endswith("; below it here: B-1 0.71"), line)
+        self.assertTrue(line.endswith("; below it here: B-1 backward 0.71"), line)
 
     def test_twin_goals_without_twin_are_not_judged(self):
         _, text = self.report("--bench", self.bench(8.0, 20.0), "--no-plots")
